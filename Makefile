@@ -1,0 +1,124 @@
+# preforkd - a preforking HTTP/1.1 server.
+#
+#   make            build build/preforkd
+#   make run        start it in the foreground on etc/dev.conf (127.0.0.1:8080)
+#   make check      unit and integration tests, then again under ASan+UBSan
+#   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured
+#   make deps       install the Debian build dependencies (root) or print how
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+SYSCONFDIR ?= /etc
+MANDIR     ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= /lib/systemd/system
+DESTDIR    ?=
+
+VERSION    := 0.1.0
+CXX        ?= g++
+PKGS       := libconfig++
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl
+
+BUILD      ?= build
+SANITIZE   ?=
+CXXFLAGS   ?= -O2 -g
+CXXFLAGS   += -std=c++20 -Wall -Wextra -Werror -Iinclude -MMD -MP
+CPPFLAGS   += -DPREFORKD_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+ifneq ($(SANITIZE),)
+CXXFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS    += -fsanitize=$(SANITIZE)
+endif
+
+DEPS_OK    := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
+CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+SRCS       := $(sort $(wildcard src/*.cpp src/http/*.cpp))
+LIB_SRCS   := $(filter-out src/main.cpp,$(SRCS))
+OBJS       := $(SRCS:%.cpp=$(BUILD)/%.o)
+LIB_OBJS   := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)
+UNIT_SRCS  := $(sort $(wildcard tests/unit/*.cpp))
+INTEG_SRCS := $(sort $(wildcard tests/integration/*.cpp))
+UNIT_OBJS  := $(UNIT_SRCS:%.cpp=$(BUILD)/%.o)
+INTEG_OBJS := $(INTEG_SRCS:%.cpp=$(BUILD)/%.o)
+
+.PHONY: all run check check-unit check-integration check-sanitize deps \
+        install uninstall clean
+
+all: $(BUILD)/preforkd
+
+deps:
+	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null; then \
+	    echo "build dependencies present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	    echo "installing build dependencies: $(DEB_DEPS)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS); \
+	else \
+	    echo "missing build dependencies; as root run:" >&2; \
+	    echo "  apt-get install -y $(DEB_DEPS)" >&2; exit 1; \
+	fi
+
+ifneq ($(DEPS_OK),yes)
+# A dependency is missing: install it (or say how), then make the same goal
+# again in a fresh make that sees the new pkg-config answers.
+$(BUILD)/preforkd run check check-unit check-integration check-sanitize install: deps
+	@$(MAKE) --no-print-directory $@
+else
+$(BUILD)/preforkd: $(OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+
+$(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+
+run: all
+	$(BUILD)/preforkd -f -c etc/dev.conf
+
+# Criterion runs each test in its own process, -j2 on this 2-core target.
+check-unit: $(BUILD)/unit-tests
+	$(BUILD)/unit-tests -j2 --color=never
+
+check-integration: $(BUILD)/preforkd $(BUILD)/integration-tests
+	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
+	    $(BUILD)/integration-tests -j2 --color=never
+
+check-sanitize:
+	$(MAKE) --no-print-directory BUILD=build/sanitize SANITIZE=address,undefined \
+	    CXXFLAGS="-O1 -g" check-unit check-integration
+
+check:
+	$(MAKE) --no-print-directory check-unit check-integration
+	ASAN_OPTIONS=detect_leaks=0 $(MAKE) --no-print-directory check-sanitize
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd
+	install -m 0755 $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
+	install -m 0644 etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf ]; then \
+	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf"; \
+	else \
+	    install -m 0644 etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/preforkd
+	rm -f $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
+	@if cmp -s etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
+	    rmdir $(DESTDIR)$(SYSCONFDIR)/preforkd 2>/dev/null || true; \
+	else \
+	    echo "keeping modified $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf"; \
+	fi
+
+endif
+
+clean:
+	rm -rf build
+
+-include $(OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(INTEG_OBJS:.o=.d)

@@ -1,0 +1,42 @@
+// connection.hpp - serving one accepted connection, keep-alive included.
+//
+// The loop owns all I/O of a connection: it reads into a buffer, lets the
+// parser find a request head, lets the static-file responder build the
+// response, sends it (sendfile for file bodies), writes the access-log line,
+// and repeats while keep-alive allows.  Every wait is bounded by a timeout
+// and heartbeats the scoreboard, so the master's watchdog sees only real
+// hangs.  Outcomes are values: no exception leaves serve().
+#pragma once
+
+#include <csignal>
+#include <functional>
+#include <string>
+
+#include "preforkd/access_log.hpp"
+#include "preforkd/http/request.hpp"
+#include "preforkd/http/static_file.hpp"
+#include "preforkd/scoreboard.hpp"
+
+namespace preforkd::connection {
+
+struct Settings {
+    http::Limits limits;
+    int keepalive_timeout_ms = 5000;
+    int keepalive_requests = 100;
+    int header_timeout_ms = 20000;
+    int send_timeout_ms = 60000;
+};
+
+struct Env {
+    scoreboard::Slot* slot = nullptr;
+    const sigset_t* wait_mask = nullptr;        // mask while waiting (QUIT open)
+    const volatile sig_atomic_t* quit = nullptr; // set by the worker's QUIT handler
+    std::function<void(const access_log::Entry&)> log;
+};
+
+// Serves `fd` (non-blocking, owned by the caller) until the client or a
+// limit ends the connection.  Returns the number of requests answered.
+int serve(int fd, const std::string& remote, const Settings& settings,
+          const http::Site& site, Env& env);
+
+}  // namespace preforkd::connection

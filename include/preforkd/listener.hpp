@@ -1,0 +1,53 @@
+// listener.hpp - listening sockets: parsing addresses, binding, carrying over.
+//
+// The master opens every listener and owns it for its whole life; workers
+// inherit the descriptors.  A listener is keyed by its canonical address so a
+// reload can keep an unchanged one (same fd, no lost queued connection).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <sys/socket.h>
+
+#include "preforkd/fd.hpp"
+
+namespace preforkd::listener {
+
+enum class Family { inet4, inet6, unix_path };
+
+struct Address {
+    Family family = Family::inet4;
+    std::string host;        // numeric address, "" for unix
+    unsigned port = 0;
+    std::string path;        // for unix
+    sockaddr_storage storage{};
+    socklen_t length = 0;
+    std::string canonical;   // "127.0.0.1:80", "[::1]:80", "unix:/run/x.sock"
+};
+
+// Parses "host:port", "[v6]:port", "*:port" (all IPv4), "unix:/path".  Host
+// must be numeric.  Returns the reason on error (no throw), e.g.
+// "listen address \"x\": port must be 1-65535".
+struct ParseResult {
+    std::optional<Address> address;
+    std::string error;
+};
+ParseResult parse(const std::string& text);
+
+struct Listener {
+    Address address;
+    Fd fd;
+    bool created_path = false;   // unix socket file that we must unlink at exit
+};
+
+// Binds and listens (non-blocking, close-on-exec, SO_REUSEADDR, IPV6_V6ONLY
+// for v6).  A stale unix socket file (nobody accepting) is replaced; a live
+// one is an error.  Throws std::system_error naming bind and the address.
+Listener open(const Address& address, int unix_mode_bits, int backlog = 511);
+
+// The port actually bound (for port 0 in tests).
+unsigned bound_port(int fd);
+
+}  // namespace preforkd::listener

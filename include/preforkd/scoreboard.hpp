@@ -1,0 +1,58 @@
+// scoreboard.hpp - one slot per worker in memory shared by the whole pool.
+//
+// Created by the master before the first fork (MAP_SHARED|MAP_ANONYMOUS) and
+// never resized: it has a slot for the largest pool the configuration allows.
+// A worker writes only its own slot; the master reads them all and decides
+// everything about the pool from them.  Fields are atomics so the master
+// never reads a torn counter; the request text is advisory (for logs).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+#include <sys/types.h>
+
+#include "preforkd/config.hpp"
+
+namespace preforkd::scoreboard {
+
+enum class State : std::uint8_t {
+    empty,      // no worker
+    starting,   // forked, not yet accepting
+    idle,       // waiting in accept
+    reading,    // reading a request head
+    writing,    // sending a response
+    keepalive,  // waiting for the next request on an open connection
+    draining,   // finishing its last request before exiting
+};
+
+const char* state_name(State s) noexcept;
+bool is_busy(State s) noexcept;   // reading, writing, draining
+
+struct Slot {
+    std::atomic<pid_t> pid;
+    std::atomic<std::uint32_t> generation;
+    std::atomic<State> state;
+    std::atomic<std::uint64_t> requests;
+    std::atomic<std::int64_t> progress_ms;   // CLOCK_MONOTONIC of last progress
+    char request[160];                       // current request line
+    char note[160];                          // why a worker failed to start
+};
+
+struct Board {
+    std::atomic<std::uint32_t> log_epoch;    // bumped when logs are reopened
+    Slot slots[config::kMaxWorkers];
+};
+
+// Maps a zeroed board shared with every future child.  Throws on failure.
+Board* create();
+
+// CLOCK_MONOTONIC in milliseconds.
+std::int64_t now_ms() noexcept;
+
+// Worker side: its own slot.
+void set_state(Slot& slot, State state) noexcept;
+void progress(Slot& slot) noexcept;
+void set_text(char (&field)[160], std::string_view text) noexcept;
+
+}  // namespace preforkd::scoreboard

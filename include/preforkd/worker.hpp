@@ -1,0 +1,42 @@
+// worker.hpp - a worker process: accept, serve one connection, repeat.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "preforkd/access_log.hpp"
+#include "preforkd/config.hpp"
+#include "preforkd/connection.hpp"
+#include "preforkd/http/static_file.hpp"
+#include "preforkd/privileges.hpp"
+#include "preforkd/scoreboard.hpp"
+
+namespace preforkd::worker {
+
+// Everything a freshly forked worker needs; built by the master.
+struct Context {
+    std::vector<int> listeners;          // inherited listening descriptors
+    scoreboard::Board* board = nullptr;
+    int slot = 0;
+    std::uint32_t generation = 0;
+    std::uint32_t log_epoch = 0;         // board->log_epoch at fork time
+    int access_log_fd = -1;
+    access_log::Mode log_mode = access_log::Mode::off;
+    config::AccessFormat log_format = config::AccessFormat::combined;
+    int channel = -1;                    // unix datagram socket to the master
+    long max_requests = 0;               // connections before recycling
+    privileges::Identity identity;
+    connection::Settings settings;
+    http::Site site;
+};
+
+// Runs the worker until it is told to stop or reaches max_requests; never
+// returns.  Exit status 0 for a normal end, 3 when it could not start (the
+// reason is in its scoreboard slot's note).
+[[noreturn]] void run(Context& context);
+
+// The recycling limit for one worker: max_requests minus up to 10%, chosen
+// per process, so a pool started together does not recycle together.
+long jittered_limit(long max_requests, unsigned seed) noexcept;
+
+}  // namespace preforkd::worker

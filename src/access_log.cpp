@@ -1,0 +1,147 @@
+// access_log.cpp - Common/Combined Log Format lines and descriptor hand-over.
+#include "preforkd/access_log.hpp"
+
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace preforkd::access_log {
+namespace {
+
+// Quotes and backslashes in client-supplied fields are escaped, and control
+// bytes hex-escaped, so a hostile User-Agent cannot forge a log line.
+void append_escaped(std::string& out, std::string_view text)
+{
+    if (text.empty()) {
+        out += '-';
+        return;
+    }
+    static const char hex[] = "0123456789abcdef";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += char(c);
+        }
+    }
+}
+
+std::string clf_time(time_t when)
+{
+    tm t;
+    localtime_r(&when, &t);
+    char buf[64];
+    strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &t);
+    return buf;
+}
+
+}  // namespace
+
+Mode mode_of(const config::Config& config)
+{
+    const std::string& a = config.log.access_log;
+    if (a == "off")
+        return Mode::off;
+    if (a == "syslog")
+        return Mode::syslog;
+    return Mode::file;
+}
+
+Fd open(const config::Config& config)
+{
+    if (mode_of(config) != Mode::file)
+        return Fd();
+    Fd fd(::open(config.log.access_log.c_str(),
+                 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+    if (!fd)
+        throw sys_error("open", config.log.access_log);
+    return fd;
+}
+
+std::string format(const Entry& e, config::AccessFormat format)
+{
+    std::string line;
+    line.reserve(256);
+    line.append(e.remote.empty() ? "-" : e.remote);
+    line += " - - ";
+    line += clf_time(e.when);
+    line += " \"";
+    append_escaped(line, e.request_line);
+    line += "\" ";
+    line += std::to_string(e.status);
+    line += ' ';
+    line += e.bytes ? std::to_string(e.bytes) : "-";
+    if (format == config::AccessFormat::combined) {
+        line += " \"";
+        append_escaped(line, e.referer);
+        line += "\" \"";
+        append_escaped(line, e.user_agent);
+        line += "\" ";
+        line += std::to_string(e.micros);
+    }
+    line += '\n';
+    return line;
+}
+
+bool send_fd(int channel, int fd)
+{
+    char byte = 'L';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    return ::sendmsg(channel, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+}
+
+namespace {
+
+int receive_one(int channel)
+{
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (::recvmsg(channel, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return -1;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return fd;
+}
+
+}  // namespace
+
+int receive_fd(int channel)
+{
+    // Several reopens may have queued several descriptors: keep the newest.
+    int newest = -1;
+    for (int fd; (fd = receive_one(channel)) >= 0;) {
+        if (newest >= 0)
+            ::close(newest);
+        newest = fd;
+    }
+    return newest;
+}
+
+}  // namespace preforkd::access_log

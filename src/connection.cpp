@@ -1,0 +1,266 @@
+// connection.cpp - the life of one connection in a worker.
+//
+// States: wait for bytes (keep-alive wait or header wait), parse, respond,
+// send, log, repeat.  The buffer keeps unparsed bytes between requests, so
+// pipelined requests are answered in order.  A request whose head never
+// completes within header_timeout gets 408; an idle keep-alive connection is
+// closed silently after keepalive_timeout, or at once when the worker is
+// asked to quit.  A parse error gets its 4xx and the connection is closed,
+// because after a malformed head nothing that follows can be trusted.
+#include "preforkd/connection.hpp"
+
+#include <cerrno>
+#include <ctime>
+#include <poll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "preforkd/log.hpp"
+
+namespace preforkd::connection {
+namespace {
+
+using scoreboard::State;
+
+enum class Wait { ready, timeout, quit, error };
+
+struct Conn {
+    int fd;
+    const std::string& remote;
+    const Settings& settings;
+    const http::Site& site;
+    Env& env;
+    std::string buffer;
+    std::size_t start = 0;   // first unparsed byte
+    int requests = 0;
+};
+
+bool quitting(const Env& env)
+{
+    return env.quit && *env.quit;
+}
+
+// Waits for `events` until `deadline_ms`, one second at a time so the
+// scoreboard shows a heartbeat: a waiting worker is not a hung worker.
+Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool quit_ends_wait)
+{
+    for (;;) {
+        if (quit_ends_wait && quitting(c.env))
+            return Wait::quit;
+        std::int64_t left = deadline_ms - scoreboard::now_ms();
+        if (left <= 0)
+            return Wait::timeout;
+        scoreboard::progress(*c.env.slot);
+        std::int64_t slice = left < 1000 ? left : 1000;
+        timespec ts{time_t(slice / 1000), long(slice % 1000) * 1000000};
+        pollfd p{c.fd, events, 0};
+        int n = ::ppoll(&p, 1, &ts, c.env.wait_mask);
+        if (n > 0)
+            return Wait::ready;
+        if (n < 0 && errno != EINTR)
+            return Wait::error;
+    }
+}
+
+bool send_bytes(Conn& c, const char* data, std::size_t size, bool more)
+{
+    while (size > 0) {
+        ssize_t n = ::send(c.fd, data, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        if (n > 0) {
+            data += n;
+            size -= std::size_t(n);
+            scoreboard::progress(*c.env.slot);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN)
+            return false;
+        std::int64_t deadline = scoreboard::now_ms() + c.settings.send_timeout_ms;
+        if (wait_for(c, POLLOUT, deadline, false) != Wait::ready)
+            return false;
+    }
+    return true;
+}
+
+bool send_file(Conn& c, http::Response& r)
+{
+    off_t offset = r.file_offset;
+    std::uint64_t left = r.file_length;
+    while (left > 0) {
+        std::size_t chunk = left > (1u << 20) ? (1u << 20) : std::size_t(left);
+        ssize_t n = ::sendfile(c.fd, r.file.get(), &offset, chunk);
+        if (n > 0) {
+            left -= std::uint64_t(n);
+            scoreboard::progress(*c.env.slot);
+            continue;
+        }
+        if (n == 0) {
+            // The file shrank under us: the promised length cannot be kept,
+            // so the only honest end is closing the connection.
+            log::warning("file shrank while being sent to " + c.remote + "; closing");
+            return false;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return false;
+        std::int64_t deadline = scoreboard::now_ms() + c.settings.send_timeout_ms;
+        if (wait_for(c, POLLOUT, deadline, false) != Wait::ready)
+            return false;
+    }
+    return true;
+}
+
+bool send_response(Conn& c, http::Response& r)
+{
+    scoreboard::set_state(*c.env.slot, State::writing);
+    bool file = r.file.valid() && r.file_length > 0;
+    if (!file && !r.body.empty()) {
+        std::string whole = r.head + r.body;   // one segment for small bodies
+        return send_bytes(c, whole.data(), whole.size(), false);
+    }
+    if (!send_bytes(c, r.head.data(), r.head.size(), file))
+        return false;
+    return !file || send_file(c, r);
+}
+
+void log_request(Conn& c, const http::Request* req, std::string_view line, int status,
+                 std::uint64_t bytes, std::int64_t started_us)
+{
+    if (!c.env.log)
+        return;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    access_log::Entry e;
+    e.remote = c.remote;
+    e.request_line = line.empty() ? std::string_view("-") : line;
+    e.status = status;
+    e.bytes = bytes;
+    if (req) {
+        e.referer = req->header("Referer");
+        e.user_agent = req->header("User-Agent");
+    }
+    e.when = ::time(nullptr);
+    e.micros = std::int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000 - started_us;
+    c.env.log(e);
+}
+
+std::int64_t now_us()
+{
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+// Sends an error the loop decided (408, or the parser's 4xx) and logs it.
+void fail(Conn& c, int status, std::int64_t started_us)
+{
+    std::string line = http::first_line(std::string_view(c.buffer).substr(c.start));
+    http::Response r = http::error_response(status, c.site);
+    bool sent = send_response(c, r);
+    log_request(c, nullptr, line, status, sent ? r.body_bytes() : 0, started_us);
+}
+
+enum class Read { more, eof, timeout, quit, error };
+
+// Reads what is available into the buffer, waiting up to the phase's timeout.
+Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline)
+{
+    for (;;) {
+        char chunk[16384];
+        ssize_t n = ::recv(c.fd, chunk, sizeof chunk, 0);
+        if (n > 0) {
+            c.buffer.append(chunk, std::size_t(n));
+            scoreboard::progress(*c.env.slot);
+            return Read::more;
+        }
+        if (n == 0)
+            return Read::eof;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return Read::error;
+        switch (wait_for(c, POLLIN, deadline, idle_keepalive)) {
+        case Wait::ready: continue;
+        case Wait::timeout: return Read::timeout;
+        case Wait::quit: return Read::quit;
+        case Wait::error: return Read::error;
+        }
+    }
+}
+
+void compact(Conn& c)
+{
+    if (c.start == c.buffer.size()) {
+        c.buffer.clear();
+        c.start = 0;
+    } else if (c.start > 0) {
+        c.buffer.erase(0, c.start);
+        c.start = 0;
+    }
+}
+
+// Serves one request if a head can be read; false ends the connection.
+bool serve_one(Conn& c)
+{
+    compact(c);
+    bool keepalive_wait = c.requests > 0 && c.buffer.empty();
+    scoreboard::set_state(*c.env.slot, keepalive_wait ? State::keepalive : State::reading);
+    std::int64_t started = now_us();
+    std::int64_t deadline = scoreboard::now_ms() + (keepalive_wait ? c.settings.keepalive_timeout_ms
+                                                                   : c.settings.header_timeout_ms);
+    http::Request req;
+    for (;;) {
+        http::ParseResult p = http::parse(std::string_view(c.buffer), c.settings.limits, req);
+        if (p.state == http::ParseState::error) {
+            fail(c, p.status, started);
+            return false;
+        }
+        if (p.state == http::ParseState::complete) {
+            c.start = p.consumed;
+            break;
+        }
+        std::string line = http::first_line(c.buffer);
+        if (!line.empty())
+            scoreboard::set_text(c.env.slot->request, line);
+        Read r = read_more(c, keepalive_wait && c.buffer.empty(), deadline);
+        if (r == Read::more) {
+            if (keepalive_wait) {
+                // The first byte of the next request starts its header clock.
+                keepalive_wait = false;
+                scoreboard::set_state(*c.env.slot, State::reading);
+                started = now_us();
+                deadline = scoreboard::now_ms() + c.settings.header_timeout_ms;
+            }
+            continue;
+        }
+        if (r == Read::timeout && !keepalive_wait)
+            fail(c, 408, started);
+        return false;
+    }
+    ++c.requests;
+    scoreboard::set_text(c.env.slot->request, req.request_line);
+    c.env.slot->requests.fetch_add(1, std::memory_order_relaxed);
+    bool close = !req.wants_keep_alive() || quitting(c.env) ||
+                 c.requests >= c.settings.keepalive_requests;
+    http::Response resp = http::respond(req, c.site, close);
+    bool sent = send_response(c, resp);
+    log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started);
+    return sent && !resp.close && !close;
+}
+
+}  // namespace
+
+int serve(int fd, const std::string& remote, const Settings& settings,
+          const http::Site& site, Env& env)
+{
+    Conn c{fd, remote, settings, site, env, {}, 0, 0};
+    c.buffer.reserve(4096);
+    while (serve_one(c)) {
+    }
+    return c.requests;
+}
+
+}  // namespace preforkd::connection

@@ -1,0 +1,148 @@
+// main.cpp - the command line's one catch for start-up errors.
+//
+// Order matters: the configuration is loaded and checked while stderr is
+// still the user's terminal; the pid file is checked before binding, so a
+// second start says "already running" rather than "address in use"; only
+// then does the process detach.  From there on, failures travel to the
+// launcher through the verdict pipe.
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <signal.h>
+#include <unistd.h>
+
+#include "preforkd/cli.hpp"
+#include "preforkd/config.hpp"
+#include "preforkd/daemon.hpp"
+#include "preforkd/log.hpp"
+#include "preforkd/master.hpp"
+#include "preforkd/pidfile.hpp"
+#include "preforkd/proctitle.hpp"
+#include "preforkd/signals.hpp"
+
+#ifndef PREFORKD_VERSION
+#define PREFORKD_VERSION "0.0.0"
+#endif
+
+using namespace preforkd;
+
+namespace {
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+void print_errors(const std::vector<std::string>& errors)
+{
+    for (const std::string& e : errors)
+        std::cerr << e << '\n';
+}
+
+// A relative -c must survive the chdir("/") of daemonizing and reloads.
+std::string absolute(const std::string& path)
+{
+    char buf[PATH_MAX];
+    if (!path.empty() && path[0] != '/' && ::getcwd(buf, sizeof buf))
+        return std::string(buf) + "/" + path;
+    return path;
+}
+
+int send_signal(const cli::Options& o, const std::string& pid_file)
+{
+    int number = signals::from_word(o.signal_word);
+    try {
+        pid_t pid = pidfile::running_master(pid_file);
+        if (::kill(pid, number) != 0)
+            throw sys_error("kill", std::to_string(pid));
+    } catch (const std::exception& e) {
+        std::cerr << "preforkd: " << e.what() << '\n';
+        return kExitFailure;
+    }
+    return kExitOk;
+}
+
+int check(const config::Config& c, const cli::Options& o)
+{
+    std::vector<std::string> problems = config::check_environment(c);
+    if (!problems.empty()) {
+        print_errors(problems);
+        return kExitFailure;
+    }
+    if (o.dump)
+        std::cout << config::dump(c);
+    else
+        std::cout << "configuration ok\n";
+    return kExitOk;
+}
+
+int serve(config::Config c, const cli::Options& o)
+{
+    log::open(c.log.facility_code, c.log.level_priority, o.foreground);
+    std::vector<std::string> problems = config::check_environment(c);
+    if (!problems.empty()) {
+        for (const std::string& p : problems)
+            log::err(p);
+        if (!o.foreground)
+            print_errors(problems);
+        return kExitFailure;
+    }
+    pid_t other = 0;
+    if (pidfile::is_locked(c.pid_file, other)) {
+        std::string msg = "preforkd is already running (pid " + std::to_string(other) +
+                          ", pid file " + c.pid_file + ")";
+        log::err(msg);
+        if (!o.foreground)
+            std::cerr << "preforkd: " << msg << '\n';
+        return kExitFailure;
+    }
+    Fd verdict;
+    try {
+        if (!o.foreground)
+            verdict = daemon::detach();
+        master::Master m(std::move(c), o, verdict);
+        return m.run();
+    } catch (const std::exception& e) {
+        log::err(e.what());
+        daemon::report(verdict, false, std::string("preforkd: ") + e.what());
+        return kExitFailure;
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv)
+{
+    proctitle::init(argc, argv);
+    cli::Result r = cli::parse(argc, argv);
+    if (!r.error.empty()) {
+        std::cerr << "preforkd: " << r.error << "\n" << cli::usage();
+        return kExitUsage;
+    }
+    cli::Options& o = r.options;
+    if (o.help) {
+        std::cout << cli::usage();
+        return kExitOk;
+    }
+    if (o.version) {
+        std::cout << "preforkd " PREFORKD_VERSION "\n";
+        return kExitOk;
+    }
+    if (!o.signal_word.empty() && !o.pid_file.empty())
+        return send_signal(o, o.pid_file);
+    o.config_file = absolute(o.config_file);
+    config::Config c;
+    try {
+        c = config::load_file(o.config_file);
+    } catch (const config::ConfigError& e) {
+        print_errors(e.messages());
+        return kExitFailure;
+    }
+    if (!o.pid_file.empty())
+        c.pid_file = absolute(o.pid_file);
+    if (!o.signal_word.empty())
+        return send_signal(o, c.pid_file);
+    if (o.test || o.dump)
+        return check(c, o);
+    return serve(std::move(c), o);
+}

@@ -1,0 +1,697 @@
+// master.cpp - the master process.
+//
+// Signals are blocked except inside wait_for_event(); handlers only set
+// flags, and the loop handles them one at a time between reaping and pool
+// maintenance.  The loop wakes at least once a second (pool maintenance and
+// the watchdog are per-second decisions), and every 50 ms while it waits for
+// workers to come up, because a worker becoming idle sends no signal.
+//
+// Rejected: a thread per concern (signals do not mix well with threads and
+// the scoreboard would need locks), and waiting in sigsuspend (no timeout).
+#include "preforkd/master.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "preforkd/access_log.hpp"
+#include "preforkd/daemon.hpp"
+#include "preforkd/log.hpp"
+#include "preforkd/proctitle.hpp"
+#include "preforkd/signals.hpp"
+#include "preforkd/worker.hpp"
+
+namespace preforkd::master {
+namespace {
+
+using scoreboard::State;
+
+constexpr std::int64_t kFastStopGraceMs = 500;   // TERM, then KILL
+constexpr std::int64_t kAbortGraceMs = 2000;     // watchdog: ABRT, then KILL
+constexpr std::int64_t kMaxBackoffMs = 30000;
+
+std::string display_name(const listener::Listener& l)
+{
+    const listener::Address& a = l.address;
+    if (a.family == listener::Family::unix_path || a.port != 0)
+        return a.canonical;
+    std::string port = std::to_string(listener::bound_port(l.fd.get()));
+    return a.family == listener::Family::inet6 ? "[" + a.host + "]:" + port : a.host + ":" + port;
+}
+
+std::string exit_text(pid_t pid, int status)
+{
+    std::string text = "worker " + std::to_string(pid);
+    if (WIFSIGNALED(status))
+        return text + " exited on signal " + std::to_string(WTERMSIG(status)) + " (" +
+               strsignal(WTERMSIG(status)) + ")";
+    return text + " exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+std::string join(const std::vector<std::string>& lines, const char* sep)
+{
+    std::string out;
+    for (const auto& l : lines)
+        out += (out.empty() ? "" : sep) + l;
+    return out;
+}
+
+connection::Settings settings_of(const config::Config& c)
+{
+    connection::Settings s;
+    s.limits.max_header_size = std::size_t(c.http.max_header_size);
+    s.limits.max_headers = std::size_t(c.http.max_headers);
+    s.keepalive_timeout_ms = c.http.keepalive_timeout * 1000;
+    s.keepalive_requests = c.http.keepalive_requests;
+    s.header_timeout_ms = c.http.header_timeout * 1000;
+    s.send_timeout_ms = c.http.send_timeout * 1000;
+    return s;
+}
+
+}  // namespace
+
+http::Site make_site(const config::Config& config, const http::MimeMap& mime)
+{
+    http::Site site;
+    site.root = config.http.root;
+    // Inside a chroot the root is seen from the new "/".
+    const std::string& jail = config.chroot;
+    if (!jail.empty() && site.root.rfind(jail, 0) == 0)
+        site.root = site.root.substr(jail.size());
+    while (site.root.size() > 1 && site.root.back() == '/')
+        site.root.pop_back();
+    site.index = config.http.index;
+    site.autoindex = config.http.autoindex;
+    site.server_tokens = config.http.server_tokens;
+    site.mime = &mime;
+    site.default_type = config.http.default_type;
+    return site;
+}
+
+Master::Master(config::Config config, cli::Options options, Fd& ready_pipe)
+    : config_(std::move(config)), options_(std::move(options)), ready_pipe_(ready_pipe),
+      workers_(config::kMaxWorkers)
+{
+}
+
+Master::~Master()
+{
+    close_listeners();
+}
+
+// ---- the loop -------------------------------------------------------------
+
+int Master::run()
+{
+    start();
+    for (;;) {
+        reap_workers();
+        if (!startup_error_.empty())
+            break;
+        handle_signals();
+        kill_hung_workers();
+        kill_overdue_workers();
+        if (phase_ != Phase::running && live_workers() == 0)
+            break;
+        maintain_pool();
+        report_progress();
+        wait_for_event();
+    }
+    close_listeners();
+    if (!startup_error_.empty()) {
+        signal_all(SIGKILL);
+        while (live_workers() > 0 && ::waitpid(-1, nullptr, 0) > 0)
+            reap_workers();
+        throw std::runtime_error(startup_error_);
+    }
+    pid_file_.remove();
+    log::notice("exiting");
+    return 0;
+}
+
+void Master::start()
+{
+    signals::install_master(wait_mask_);
+    identity_ = privileges::resolve(config_);
+    mime_ = http::load_mime_types(config_.http.mime_types);
+    access_log_ = access_log::open(config_);
+    open_listeners();
+    pid_file_ = pidfile::PidFile(config_.pid_file);
+    board_ = scoreboard::create();
+    proctitle::set("preforkd: master process " + proctitle::original());
+    log::notice("master process started (pid " + std::to_string(::getpid()) +
+                "), generation " + std::to_string(generation_));
+    for (int i = 0; i < std::min(config_.workers.start, config_.workers.max); ++i)
+        spawn_worker();
+    next_tick_ms_ = scoreboard::now_ms() + 1000;
+}
+
+void Master::open_listeners()
+{
+    for (const std::string& text : config_.listen) {
+        listener::ParseResult p = listener::parse(text);
+        if (!p.address)
+            throw std::runtime_error(p.error);
+        listeners_.push_back(listener::open(*p.address, config_.unix_mode_bits));
+        log::notice("listening on " + display_name(listeners_.back()));
+    }
+}
+
+void Master::close_listeners()
+{
+    for (listener::Listener& l : listeners_) {
+        if (l.created_path && l.fd)
+            ::unlink(l.address.path.c_str());
+        l.fd.reset();
+    }
+    listeners_.clear();
+}
+
+void Master::wait_for_event()
+{
+    bool waiting = !announced_ready_ || retire_older_pending_ || phase_ != Phase::running;
+    std::int64_t ms = waiting ? 50 : std::clamp<std::int64_t>(next_tick_ms_ - scoreboard::now_ms(), 1, 1000);
+    timespec ts{time_t(ms / 1000), long(ms % 1000) * 1000000};
+    ::ppoll(nullptr, 0, &ts, &wait_mask_);
+}
+
+// ---- workers ----------------------------------------------------------------
+
+void Master::reap_workers()
+{
+    for (;;) {
+        int status = 0;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        for (std::size_t i = 0; i < workers_.size(); ++i)
+            if (workers_[i].pid == pid) {
+                on_worker_exit(int(i), status);
+                break;
+            }
+    }
+}
+
+void Master::on_worker_exit(int slot, int status)
+{
+    WorkerInfo& w = workers_[std::size_t(slot)];
+    scoreboard::Slot& s = board_->slots[slot];
+    bool at_startup = s.state.load() == State::starting;
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool expected = w.quit_sent_ms != 0 || w.killed || phase_ != Phase::running;
+    log::write(clean ? LOG_INFO : expected ? LOG_NOTICE : LOG_WARNING, exit_text(w.pid, status));
+    if (at_startup && !clean && phase_ == Phase::running) {
+        std::string why = s.note[0] ? s.note : exit_text(w.pid, status);
+        if (!started_) {
+            startup_error_ = "worker could not start: " + why;
+        } else {
+            ++startup_failures_;
+            std::int64_t delay = std::min<std::int64_t>(kMaxBackoffMs, std::int64_t(100) << std::min(startup_failures_ - 1, 9));
+            backoff_until_ms_ = scoreboard::now_ms() + delay;
+            log::err("workers are dying at start-up (" + why + "); next spawn in " +
+                     std::to_string(delay) + " ms");
+        }
+    }
+    w.pid = 0;
+    w.channel.reset();
+    s.pid.store(0);
+    s.state.store(State::empty);
+    next_tick_ms_ = 0;   // replace it now rather than at the next tick
+}
+
+void Master::spawn_worker()
+{
+    int slot = -1;
+    for (std::size_t i = 0; i < workers_.size() && slot < 0; ++i)
+        if (workers_[i].pid == 0)
+            slot = int(i);
+    int sv[2];
+    if (slot < 0 || ::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        log::err(slot < 0 ? "no free scoreboard slot" : sys_message("socketpair", "", errno));
+        return;
+    }
+    scoreboard::Slot& s = board_->slots[slot];
+    s.generation.store(generation_);
+    s.state.store(State::starting);
+    s.requests.store(0);
+    s.request[0] = s.note[0] = '\0';
+    scoreboard::progress(s);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        ::close(sv[0]);
+        become_worker(slot, Fd(sv[1]));
+    }
+    ::close(sv[1]);
+    if (pid < 0) {
+        ::close(sv[0]);
+        s.state.store(State::empty);
+        log::err(sys_message("fork", "worker", errno));
+        return;
+    }
+    WorkerInfo& w = workers_[std::size_t(slot)];
+    w = WorkerInfo{};
+    w.pid = pid;
+    w.generation = generation_;
+    w.channel.reset(sv[0]);
+    s.pid.store(pid);
+}
+
+void Master::become_worker(int slot, Fd channel)
+{
+    // Descriptors only the master may hold: the pid file's lock must die
+    // with the master, and the verdict pipe's EOF must reach the launcher.
+    pid_file_.forget();
+    ready_pipe_.reset();
+    for (WorkerInfo& w : workers_)
+        w.channel.reset();
+    worker::Context c;
+    for (const listener::Listener& l : listeners_)
+        c.listeners.push_back(l.fd.get());
+    c.board = board_;
+    c.slot = slot;
+    c.generation = generation_;
+    c.log_epoch = board_->log_epoch.load();
+    c.access_log_fd = access_log_.get();
+    c.log_mode = access_log::mode_of(config_);
+    c.log_format = config_.log.access_format;
+    c.channel = channel.release();
+    c.max_requests = config_.workers.max_requests;
+    c.identity = identity_;
+    c.settings = settings_of(config_);
+    c.site = make_site(config_, mime_);
+    worker::run(c);
+}
+
+void Master::retire(int slot)
+{
+    WorkerInfo& w = workers_[std::size_t(slot)];
+    if (w.pid == 0 || w.quit_sent_ms != 0)
+        return;
+    ::kill(w.pid, SIGQUIT);
+    w.quit_sent_ms = scoreboard::now_ms();
+}
+
+void Master::retire_generation(std::uint32_t generation)
+{
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        if (workers_[i].pid && workers_[i].generation <= generation)
+            retire(int(i));
+}
+
+void Master::signal_all(int number)
+{
+    for (WorkerInfo& w : workers_) {
+        if (!w.pid)
+            continue;
+        ::kill(w.pid, number);
+        if (number == SIGKILL)
+            w.killed = true;
+    }
+}
+
+int Master::live_workers() const
+{
+    return int(std::count_if(workers_.begin(), workers_.end(),
+                             [](const WorkerInfo& w) { return w.pid != 0; }));
+}
+
+pool::Counts Master::count(std::uint32_t generation) const
+{
+    pool::Counts c;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_[i];
+        if (!w.pid || w.generation != generation || w.quit_sent_ms)
+            continue;
+        ++c.total;
+        State s = board_->slots[i].state.load();
+        // A starting worker counts as idle, as in Apache: it will be soon,
+        // and counting it as missing would fork a second one for the gap.
+        if (s == State::idle || s == State::starting)
+            ++c.idle;
+    }
+    return c;
+}
+
+int Master::workers_up(std::uint32_t generation) const
+{
+    int up = 0;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        State s = board_->slots[i].state.load();
+        if (workers_[i].pid && workers_[i].generation == generation &&
+            s != State::starting && s != State::empty)
+            ++up;
+    }
+    return up;
+}
+
+int Master::find_idle(std::uint32_t generation) const
+{
+    for (std::size_t i = workers_.size(); i-- > 0;) {
+        const WorkerInfo& w = workers_[i];
+        if (w.pid && w.generation == generation && !w.quit_sent_ms &&
+            board_->slots[i].state.load() == State::idle)
+            return int(i);
+    }
+    return -1;
+}
+
+// ---- pool, watchdog, deadlines ---------------------------------------------
+
+pool::Limits Master::limits() const
+{
+    const config::Workers& w = config_.workers;
+    pool::Limits l;
+    l.max = w.max;
+    l.floor = std::clamp(w.start + floor_adjust_, 0, w.max);
+    l.min_spare = std::max(0, w.min_spare + floor_adjust_);
+    l.max_spare = std::max(l.min_spare, w.max_spare + floor_adjust_);
+    return l;
+}
+
+void Master::maintain_pool()
+{
+    std::int64_t now = scoreboard::now_ms();
+    if (phase_ != Phase::running || paused_ || now < next_tick_ms_)
+        return;
+    next_tick_ms_ = std::max(now + 1000, backoff_until_ms_);
+    if (now < backoff_until_ms_)
+        return;
+    pool::Decision d = maintainer_.tick(count(generation_), limits());
+    for (int i = 0; i < d.spawn; ++i)
+        spawn_worker();
+    if (d.retire) {
+        int slot = find_idle(generation_);
+        if (slot >= 0)
+            retire(slot);
+    }
+}
+
+void Master::kill_hung_workers()
+{
+    std::int64_t limit = std::int64_t(config_.workers.watchdog_timeout) * 1000;
+    std::int64_t now = scoreboard::now_ms();
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        WorkerInfo& w = workers_[i];
+        scoreboard::Slot& s = board_->slots[i];
+        if (!w.pid || w.killed)
+            continue;
+        if (w.abort_sent_ms && now - w.abort_sent_ms > kAbortGraceMs) {
+            ::kill(w.pid, SIGKILL);
+            w.killed = true;
+        }
+        std::int64_t idle_ms = now - s.progress_ms.load();
+        if (limit == 0 || w.abort_sent_ms || !scoreboard::is_busy(s.state.load()) || idle_ms < limit)
+            continue;
+        log::err("watchdog: worker " + std::to_string(w.pid) + " made no progress for " +
+                 std::to_string(idle_ms / 1000) + " s on \"" + s.request + "\"; killing it");
+        // SIGCONT too: a stopped worker would otherwise never act on SIGABRT.
+        ::kill(w.pid, SIGABRT);
+        ::kill(w.pid, SIGCONT);
+        w.abort_sent_ms = now;
+    }
+}
+
+void Master::kill_overdue_workers()
+{
+    std::int64_t now = scoreboard::now_ms();
+    std::int64_t grace = std::int64_t(config_.workers.graceful_timeout) * 1000;
+    if (phase_ == Phase::stopping_fast && now >= stop_deadline_ms_) {
+        signal_all(SIGKILL);
+        return;
+    }
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        WorkerInfo& w = workers_[i];
+        if (!w.pid || w.killed || !w.quit_sent_ms || now - w.quit_sent_ms < grace)
+            continue;
+        log::warning("worker " + std::to_string(w.pid) + " still busy after graceful_timeout (" +
+                     std::to_string(config_.workers.graceful_timeout) + " s) on \"" +
+                     board_->slots[i].request + "\"; killing it");
+        ::kill(w.pid, SIGKILL);
+        w.killed = true;
+    }
+}
+
+void Master::report_progress()
+{
+    int up = workers_up(generation_);
+    int target = std::min(config_.workers.start, config_.workers.max);
+    if (!announced_ready_ && up >= target) {
+        announced_ready_ = true;
+        log::notice("ready: generation " + std::to_string(generation_) + ", " +
+                    std::to_string(up) + " workers");
+        if (!started_) {
+            started_ = true;
+            daemon::report(ready_pipe_, true);
+        }
+    }
+    if (retire_older_pending_ && (up > 0 || target == 0)) {
+        retire_older_pending_ = false;
+        retire_generation(generation_ - 1);
+    }
+    for (auto it = draining_.begin(); it != draining_.end();) {
+        std::uint32_t g = *it;
+        bool alive = std::any_of(workers_.begin(), workers_.end(), [g](const WorkerInfo& w) {
+            return w.pid && w.generation == g;
+        });
+        if (alive) {
+            ++it;
+            continue;
+        }
+        log::notice("reload: generation " + std::to_string(g) + " retired");
+        it = draining_.erase(it);
+    }
+    if (startup_failures_ && find_idle(generation_) >= 0)
+        startup_failures_ = 0;
+}
+
+// ---- signals ----------------------------------------------------------------
+
+void Master::handle_signals()
+{
+    while (int number = signals::take())
+        handle_signal(number);
+}
+
+void Master::handle_signal(int number)
+{
+    std::string name = signals::name(number);
+    switch (number) {
+    case SIGCHLD:
+        return;   // reap_workers() does the work
+    case SIGTERM:
+    case SIGINT:
+        log::notice("received " + name + ", shutting down");
+        return stop(Phase::stopping_fast);
+    case SIGQUIT:
+        log::notice("received " + name + ", shutting down gracefully");
+        return stop(Phase::stopping_graceful);
+    case SIGHUP:
+        log::notice("received " + name + ", reloading");
+        return reload();
+    case SIGUSR1:
+        log::notice("received " + name + ", reopening logs");
+        return reopen_logs();
+    case SIGUSR2:
+        log::warning("received " + name + ": binary upgrade is not supported yet");
+        return;
+    case SIGWINCH:
+        log::notice("received " + name + ", stopping workers");
+        paused_ = true;
+        return retire_generation(generation_);
+    case SIGTTIN:
+    case SIGTTOU:
+        return adjust_floor(number == SIGTTIN ? 1 : -1);
+    }
+}
+
+void Master::stop(Phase phase)
+{
+    if (phase_ == Phase::stopping_fast)
+        return;
+    phase_ = phase;
+    close_listeners();
+    if (phase == Phase::stopping_fast) {
+        stop_deadline_ms_ = scoreboard::now_ms() + kFastStopGraceMs;
+        signal_all(SIGTERM);
+    } else {
+        retire_generation(generation_);
+    }
+}
+
+void Master::adjust_floor(int delta)
+{
+    int floor = config_.workers.start + floor_adjust_ + delta;
+    const char* name = delta > 0 ? "SIGTTIN" : "SIGTTOU";
+    if (phase_ != Phase::running || floor < 0 || floor > config_.workers.max) {
+        log::notice(std::string("received ") + name + ", pool floor stays " +
+                    std::to_string(floor - delta));
+        return;
+    }
+    floor_adjust_ += delta;
+    log::notice(std::string("received ") + name + ", pool floor is now " + std::to_string(floor));
+    if (delta < 0 && count(generation_).total > floor) {
+        int slot = find_idle(generation_);
+        if (slot >= 0)
+            retire(slot);
+    }
+    next_tick_ms_ = 0;
+}
+
+void Master::reopen_logs()
+{
+    if (access_log::mode_of(config_) != access_log::Mode::file)
+        return;
+    Fd fresh;
+    try {
+        fresh = access_log::open(config_);
+    } catch (const std::exception& e) {
+        log::err(std::string("reopening logs failed, keeping the old file: ") + e.what());
+        return;
+    }
+    for (WorkerInfo& w : workers_)
+        if (w.pid && !access_log::send_fd(w.channel.get(), fresh.get()))
+            log::warning("could not pass the reopened log to worker " + std::to_string(w.pid));
+    board_->log_epoch.fetch_add(1, std::memory_order_release);
+    access_log_ = std::move(fresh);
+    log::notice("reopened " + config_.log.access_log);
+}
+
+// ---- reload -----------------------------------------------------------------
+
+// libconfig 1.5 calls exit() on some inputs (an @include of a directory), so
+// the new file is first parsed in a child that may die without harm.
+void Master::validate_in_child() const
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        throw sys_error("pipe");
+    Fd read_end(fds[0]), write_end(fds[1]);
+    pid_t pid = ::fork();
+    if (pid < 0)
+        throw sys_error("fork", "configuration check");
+    if (pid == 0) {
+        signals::reset_for_child();
+        std::string problems;
+        try {
+            problems = join(config::check_environment(config::load_file(options_.config_file)), "; ");
+        } catch (const config::ConfigError& e) {
+            problems = join(e.messages(), "; ");
+        } catch (const std::exception& e) {
+            problems = e.what();
+        }
+        ssize_t ignored = ::write(write_end.get(), problems.data(), problems.size());
+        (void)ignored;
+        ::_exit(problems.empty() ? 0 : 1);
+    }
+    write_end.reset();
+    std::string text;
+    char buf[1024];
+    for (ssize_t n; (n = ::read(read_end.get(), buf, sizeof buf)) != 0;)
+        if (n > 0)
+            text.append(buf, std::size_t(n));
+        else if (errno != EINTR)
+            break;
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return;
+    throw std::runtime_error(!text.empty() ? text
+                                           : "the configuration parser exited unexpectedly (" +
+                                                 exit_text(pid, status).substr(7) + ")");
+}
+
+void Master::reload()
+{
+    if (phase_ != Phase::running)
+        return;
+    try {
+        commit_reload(prepare_reload());
+    } catch (const config::ConfigError& e) {
+        last_reload_ = {false, generation_, join(e.messages(), "; ")};
+    } catch (const std::exception& e) {
+        last_reload_ = {false, generation_, e.what()};
+    }
+    if (!last_reload_.ok)
+        log::err("reload failed, keeping the running configuration: " + last_reload_.message);
+}
+
+Reload Master::prepare_reload()
+{
+    validate_in_child();
+    Reload r;
+    r.config = config::load_file(options_.config_file);
+    if (!options_.pid_file.empty())
+        r.config.pid_file = options_.pid_file;
+    std::vector<std::string> problems = config::check_environment(r.config);
+    if (!problems.empty())
+        throw config::ConfigError(problems);
+    if (r.config.pid_file != config_.pid_file) {
+        log::warning("pid_file changes take effect at the next start; keeping " + config_.pid_file);
+        r.config.pid_file = config_.pid_file;
+    }
+    r.identity = privileges::resolve(r.config);
+    r.mime = http::load_mime_types(r.config.http.mime_types);
+    r.access_log = access_log::open(r.config);
+    for (const std::string& text : r.config.listen) {
+        listener::ParseResult p = listener::parse(text);
+        if (!p.address)
+            throw std::runtime_error(p.error);
+        bool kept = std::any_of(listeners_.begin(), listeners_.end(), [&](const listener::Listener& l) {
+            return l.address.canonical == p.address->canonical;
+        });
+        if (!kept)
+            r.fresh.push_back(listener::open(*p.address, r.config.unix_mode_bits));
+    }
+    return r;
+}
+
+void Master::commit_reload(Reload next)
+{
+    std::vector<listener::Listener> merged;
+    for (const std::string& text : next.config.listen) {
+        std::string canonical = listener::parse(text).address->canonical;
+        auto same = [&](const listener::Listener& l) { return l.fd && l.address.canonical == canonical; };
+        auto old = std::find_if(listeners_.begin(), listeners_.end(), same);
+        if (old != listeners_.end()) {
+            merged.push_back(std::move(*old));
+            continue;
+        }
+        auto fresh = std::find_if(next.fresh.begin(), next.fresh.end(), same);
+        merged.push_back(std::move(*fresh));
+        log::notice("listening on " + display_name(merged.back()));
+    }
+    for (listener::Listener& l : listeners_)
+        if (l.fd)
+            log::notice("no longer listening on " + display_name(l));
+    close_listeners();
+    listeners_ = std::move(merged);
+    config_ = std::move(next.config);
+    identity_ = std::move(next.identity);
+    mime_ = std::move(next.mime);
+    access_log_ = std::move(next.access_log);
+    log::configure(config_.log.facility_code, config_.log.level_priority);
+
+    std::uint32_t old = generation_++;
+    if (live_workers() > 0 && std::find(draining_.begin(), draining_.end(), old) == draining_.end())
+        draining_.push_back(old);
+    announced_ready_ = paused_ = false;
+    floor_adjust_ = startup_failures_ = 0;
+    backoff_until_ms_ = 0;
+    maintainer_.reset();
+    retire_older_pending_ = true;
+    for (int i = 0; i < std::min(config_.workers.start, config_.workers.max); ++i)
+        spawn_worker();
+    next_tick_ms_ = scoreboard::now_ms() + 1000;
+    last_reload_ = {true, generation_, "generation " + std::to_string(generation_) + " started"};
+    log::notice("reload: generation " + std::to_string(generation_) + " starting");
+}
+
+}  // namespace preforkd::master

@@ -1,0 +1,86 @@
+// privileges.cpp - resolving the workers' identity and dropping to it.
+//
+// Dropping happens in exactly one function.  Groups go first (setgroups needs
+// root), then the gid, then the uid; afterwards setuid(0) must fail, or the
+// worker refuses to serve.
+#include "preforkd/privileges.hpp"
+
+#include <cerrno>
+#include <grp.h>
+#include <pwd.h>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "preforkd/fd.hpp"
+#include "preforkd/log.hpp"
+
+namespace preforkd::privileges {
+namespace {
+
+gid_t group_id(const std::string& name)
+{
+    errno = 0;
+    const group* g = ::getgrnam(name.c_str());
+    if (!g)
+        throw std::runtime_error("unknown group \"" + name + "\"");
+    return g->gr_gid;
+}
+
+void fill_user(Identity& id, const std::string& name)
+{
+    const passwd* pw = ::getpwnam(name.c_str());
+    if (!pw)
+        throw std::runtime_error("unknown user \"" + name + "\"");
+    id.user = name;
+    id.uid = pw->pw_uid;
+    id.gid = pw->pw_gid;
+}
+
+}  // namespace
+
+Identity resolve(const config::Config& config)
+{
+    Identity id;
+    id.chroot = config.chroot;
+    if (::geteuid() != 0) {
+        log::notice("not started as root: workers keep uid " + std::to_string(::geteuid()));
+        return id;
+    }
+    id.drop = true;
+    if (config.user.empty()) {
+        log::notice("no user configured: workers run as nobody");
+        fill_user(id, "nobody");
+        id.gid = group_id(config.group.empty() ? "nogroup" : config.group);
+        return id;
+    }
+    fill_user(id, config.user);
+    if (!config.group.empty())
+        id.gid = group_id(config.group);
+    return id;
+}
+
+void drop(const Identity& id)
+{
+    if (!id.drop) {
+        if (!id.chroot.empty())
+            throw std::runtime_error("chroot requires starting as root");
+        return;
+    }
+    // initgroups reads /etc/group, which a chroot may hide: it goes first.
+    if (::initgroups(id.user.c_str(), id.gid) != 0)
+        throw sys_error("initgroups", id.user);
+    if (!id.chroot.empty()) {
+        if (::chroot(id.chroot.c_str()) != 0)
+            throw sys_error("chroot", id.chroot);
+        if (::chdir("/") != 0)
+            throw sys_error("chdir", "/");
+    }
+    if (::setgid(id.gid) != 0)
+        throw sys_error("setgid", std::to_string(id.gid));
+    if (::setuid(id.uid) != 0)
+        throw sys_error("setuid", std::to_string(id.uid));
+    if (id.uid != 0 && ::setuid(0) == 0)
+        throw std::runtime_error("setuid(0) succeeded after dropping privileges");
+}
+
+}  // namespace preforkd::privileges
