@@ -16,7 +16,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 CXX        ?= g++
 PKGS       := libconfig++
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-types
 
 BUILD      ?= build
 SANITIZE   ?=
@@ -28,7 +28,7 @@ CXXFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 LDFLAGS    += -fsanitize=$(SANITIZE)
 endif
 
-DEPS_OK    := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && echo yes)
+DEPS_OK    := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null && [ -r /etc/mime.types ] && echo yes)
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -48,7 +48,7 @@ INTEG_OBJS := $(INTEG_SRCS:%.cpp=$(BUILD)/%.o)
 all: $(BUILD)/preforkd
 
 deps:
-	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null; then \
+	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null && [ -r /etc/mime.types ]; then \
 	    echo "build dependencies present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "installing build dependencies: $(DEB_DEPS)"; \

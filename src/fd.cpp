@@ -43,7 +43,11 @@ std::string sys_message(const std::string& call, const std::string& object, int 
 
 std::system_error sys_error(const std::string& call, const std::string& object, int err)
 {
-    return std::system_error(err, std::generic_category(), sys_message(call, object, err));
+    // system_error appends ": <strerror>" to its what() itself.
+    std::string what = call;
+    if (!object.empty())
+        what += "(" + object + ")";
+    return std::system_error(err, std::generic_category(), what + " failed");
 }
 
 std::system_error sys_error(const std::string& call, const std::string& object)
