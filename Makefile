@@ -20,12 +20,15 @@ DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-ty
 
 BUILD      ?= build
 SANITIZE   ?=
+# CXXFLAGS is the user's (optimisation, debugging); the project's own flags
+# are kept apart so that `make CXXFLAGS=-O0` cannot drop -Werror or -Iinclude.
 CXXFLAGS   ?= -O2 -g
-CXXFLAGS   += -std=c++20 -Wall -Wextra -Werror -Iinclude -MMD -MP
-CPPFLAGS   += -DPREFORKD_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+PF_FLAGS   := -std=c++20 -Wall -Wextra -Werror -Iinclude -MMD -MP \
+              -DPREFORKD_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
+PF_LDFLAGS :=
 ifneq ($(SANITIZE),)
-CXXFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS    += -fsanitize=$(SANITIZE)
+PF_FLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 DEPS_OK    := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null && [ -r /etc/mime.types ] && echo yes)
@@ -65,17 +68,17 @@ $(BUILD)/preforkd run check check-unit check-integration check-sanitize install:
 	@$(MAKE) --no-print-directory $@
 else
 $(BUILD)/preforkd: $(OBJS)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
+	$(CXX) $(PF_FLAGS) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
-	$(CXX) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
 
 run: all
 	$(BUILD)/preforkd -f -c etc/dev.conf

@@ -27,8 +27,10 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <grp.h>
+#include <map>
 #include <optional>
 #include <pwd.h>
 #include <span>
@@ -36,7 +38,6 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <syslog.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <libconfig.h++>
@@ -245,6 +246,16 @@ std::vector<std::string> Errors::messages() const
 
 // --- the pre-scan ----------------------------------------------------------
 
+bool is_digit(char ch, bool hex)
+{
+    return hex ? std::isxdigit((unsigned char)ch) : std::isdigit((unsigned char)ch);
+}
+
+bool is_name_char(char ch)
+{
+    return std::isalnum((unsigned char)ch) || ch == '_' || ch == '-' || ch == '*';
+}
+
 // Walks libconfig text token by token, as far as needed to know where
 // strings and comments are, and checks @include targets and integer sizes.
 class Prescan {
@@ -297,7 +308,6 @@ void Prescan::scan(const std::string& text, const std::string& file, int depth)
 void Prescan::step(Cursor& c, int depth)
 {
     char ch = c.peek();
-    auto is_name = [](char x) { return std::isalnum((unsigned char)x) || x == '_' || x == '-' || x == '*'; };
     if (ch == '\n') {
         ++c.line;
         ++c.pos;
@@ -311,7 +321,7 @@ void Prescan::step(Cursor& c, int depth)
     } else if (ch == '@' && at_line_start(c) && include_directive(c, depth)) {
         return;
     } else if (std::isalpha((unsigned char)ch) || ch == '*') {
-        while (!c.done() && is_name(c.peek()))   // a name, digits and all ("local0")
+        while (!c.done() && is_name_char(c.peek()))   // a name, digits and all: "local0"
             ++c.pos;
     } else if (std::isdigit((unsigned char)ch) ||
                ((ch == '-' || ch == '+') && std::isdigit((unsigned char)c.peek(1)))) {
@@ -417,7 +427,7 @@ void Prescan::number(Cursor& c)
     bool hex = c.peek() == '0' && (c.peek(1) == 'x' || c.peek(1) == 'X');
     if (hex)
         c.pos += 2;
-    while (!c.done() && (hex ? std::isxdigit((unsigned char)c.peek()) : std::isdigit((unsigned char)c.peek())))
+    while (!c.done() && is_digit(c.peek(), hex))
         ++c.pos;
     std::string literal = c.text.substr(start, c.pos - start);
     char next = c.peek();
@@ -449,7 +459,9 @@ private:
     void load_workers(const Setting* g);
     void load_http(const Setting& g);
     void load_log(const Setting& g);
-    void load_listen(const Setting& g);
+    void load_listen(const Setting& root);
+    std::optional<std::string> listen_address(const Setting& item,
+                                              std::map<std::string, std::string>& seen);
     void load_index(const Setting& g);
     void load_unix_mode(const Setting& g);
     void check_pool(const Setting* g);
@@ -457,7 +469,8 @@ private:
     const Setting* group(const Setting& parent, const char* key);
     void check_keys(const Setting& g, std::string_view group_name);
     std::optional<long long> integer(const Setting& g, const char* key);
-    template <class T> void read_int(const Setting& g, const char* key, T& out, long long lo, long long hi);
+    template <class T>
+    void read_int(const Setting& g, const char* key, T& out, long long lo, long long hi);
     void read_bool(const Setting& g, const char* key, bool& out);
     std::optional<std::string> string(const Setting& g, const char* key);
     void read_string(const Setting& g, const char* key, std::string& out, bool allow_empty);
@@ -471,7 +484,10 @@ private:
     {
         errors_.add(file_of(s), s.getSourceLine(), message);
     }
-    std::string resolve(const std::string& path) const { return absolute_from(origin_.base_dir, path); }
+    std::string resolve(const std::string& path) const
+    {
+        return absolute_from(origin_.base_dir, path);
+    }
 
     const Origin& origin_;
     Errors& errors_;
@@ -571,7 +587,8 @@ void Loader::check_pool(const Setting* g)
     else if (w.max_spare < w.min_spare)
         error((*g)["max_spare"], "workers.max_spare must be between " +
                                      std::to_string(w.min_spare) + " and " +
-                                     std::to_string(kMaxWorkers) + " (not below workers.min_spare)");
+                                     std::to_string(kMaxWorkers) +
+                                     " (not below workers.min_spare)");
 }
 
 void Loader::load_http(const Setting& g)
@@ -623,24 +640,36 @@ void Loader::load_listen(const Setting& root)
     if (items->empty())
         return error(root["listen"], "listen must name at least one address");
     config_.listen.clear();
-    std::vector<std::pair<std::string, std::string>> seen;   // canonical, as written
+    std::map<std::string, std::string> seen;   // canonical address -> as first written
     for (const Setting* item : *items) {
-        std::string text = item->c_str();
-        if (text.rfind("unix:", 0) == 0 && text.size() > 5)
-            text = "unix:" + resolve(text.substr(5));
-        auto parsed = listener::parse(text);
-        if (!parsed.address) {
-            error(*item, parsed.error);
-            continue;
-        }
-        // Port 0 asks the kernel for any free port: two of them are two sockets.
-        const listener::Address& a = *parsed.address;
-        auto same = std::find_if(seen.begin(), seen.end(), [&](const auto& s) { return s.first == a.canonical; });
-        if (same != seen.end() && (a.family == listener::Family::unix_path || a.port != 0))
-            error(*item, "listen address " + in_quotes(item->c_str()) + " is the same as " + in_quotes(same->second));
-        seen.emplace_back(a.canonical, item->c_str());
-        config_.listen.push_back(text);
+        if (auto text = listen_address(*item, seen))
+            config_.listen.push_back(*text);
     }
+}
+
+// One listen entry with a unix path made absolute; nullopt if rejected.
+std::optional<std::string> Loader::listen_address(const Setting& item,
+                                                  std::map<std::string, std::string>& seen)
+{
+    std::string written = item.c_str();
+    std::string text = written;
+    if (text.rfind("unix:", 0) == 0 && text.size() > 5)
+        text = "unix:" + resolve(text.substr(5));
+    auto parsed = listener::parse(text);
+    if (!parsed.address) {
+        error(item, parsed.error);
+        return std::nullopt;
+    }
+    // Port 0 asks the kernel for any free port: two of them are two sockets.
+    const listener::Address& a = *parsed.address;
+    bool any_port = a.family != listener::Family::unix_path && a.port == 0;
+    auto [first, is_new] = seen.emplace(a.canonical, written);
+    if (!is_new && !any_port) {
+        error(item, "listen address " + in_quotes(written) + " is the same as " +
+                        in_quotes(first->second));
+        return std::nullopt;
+    }
+    return text;
 }
 
 void Loader::load_index(const Setting& g)
@@ -671,7 +700,8 @@ void Loader::load_unix_mode(const Setting& g)
                  text.find_first_not_of("01234567") == std::string::npos;
     int bits = octal ? std::stoi(text, nullptr, 8) : -1;
     if (bits < 0 || bits > 0777)
-        return error(s, "unix_mode must be between \"0000\" and \"0777\" (octal digits, like \"0660\")");
+        return error(s, "unix_mode must be between \"0000\" and \"0777\" "
+                        "(octal digits, like \"0660\")");
     char normal[8];
     std::snprintf(normal, sizeof normal, "%04o", unsigned(bits));
     config_.unix_mode = normal;
@@ -855,7 +885,10 @@ std::string literal_list(const std::vector<std::string>& items, char open, char 
 std::string bool_literal(bool b) { return b ? "true" : "false"; }
 
 // libconfig reads an integer beyond 32 bits only with the L suffix.
-std::string int_literal(long n) { return std::to_string(n) + (n > INT_MAX || n < INT_MIN ? "L" : ""); }
+std::string int_literal(long n)
+{
+    return std::to_string(n) + (n > INT_MAX || n < INT_MIN ? "L" : "");
+}
 
 void dump_workers(std::ostream& o, const Workers& w)
 {
@@ -914,9 +947,11 @@ void check_directory(std::vector<std::string>& problems, const std::string& what
 void check_readable(std::vector<std::string>& problems, const std::string& what,
                     const std::string& path)
 {
-    std::string failure;
-    if (!read_all(path, failure))
-        problems.push_back(what + " " + in_quotes(path) + ": " + failure);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        problems.push_back(what + " " + in_quotes(path) + ": " + errno_text(errno));
+    else
+        ::close(fd);
 }
 
 // getpwnam() and getgrnam() say "not found" with a null result and one of
@@ -955,7 +990,9 @@ Config load_file(const std::string& path)
     origin.name = path;
     auto slash = path.rfind('/');
     origin.display_dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
-    origin.include_dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    origin.include_dir = slash == std::string::npos ? "."
+                         : slash == 0                ? "/"
+                                                     : path.substr(0, slash);
     origin.file = absolute_from(current_dir(), path);
     origin.base_dir = fs::path(origin.file).parent_path().string();
     return load_text(*text, origin);

@@ -46,6 +46,10 @@ bool quitting(const Env& env)
 Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool quit_ends_wait)
 {
     for (;;) {
+        if (quitting(c.env) && c.env.on_quit) {
+            c.env.on_quit();
+            c.env.on_quit = nullptr;
+        }
         if (quit_ends_wait && quitting(c.env))
             return Wait::quit;
         std::int64_t left = deadline_ms - scoreboard::now_ms();

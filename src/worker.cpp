@@ -44,7 +44,9 @@ void setup_signals()
     sigemptyset(&sa.sa_mask);
     sigaction(SIGQUIT, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
-    for (int s : {SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGXFSZ})
+    // SIGINT too: Ctrl-C in a foreground run reaches the whole process group,
+    // and the master ends its workers itself, after it has decided to stop.
+    for (int s : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGXFSZ})
         sigaction(s, &sa, nullptr);
     sigset_t block;
     sigemptyset(&block);
@@ -112,6 +114,7 @@ private:
     void accept_from(int listener);
     void write_log(const access_log::Entry& e);
     void refresh_log_fd();
+    void close_listeners();
 
     Context& c_;
     scoreboard::Slot& slot_;
@@ -167,9 +170,21 @@ void Worker::accept_from(int listener)
     env.quit = &g_quit;
     if (c_.log_mode != access_log::Mode::off)
         env.log = [this](const access_log::Entry& e) { write_log(e); };
+    env.on_quit = [this] { close_listeners(); };
     connection::serve(conn.get(), remote_name(peer), c_.settings, c_.site, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
+}
+
+// Told to quit while busy: stop holding the listeners at once, so that once
+// the master and the other workers have let go, new connections are refused
+// instead of waiting in a backlog nobody will accept from.
+void Worker::close_listeners()
+{
+    epoll_.reset();
+    for (int fd : c_.listeners)
+        ::close(fd);
+    c_.listeners.clear();
 }
 
 void Worker::refresh_log_fd()

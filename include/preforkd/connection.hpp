@@ -32,6 +32,8 @@ struct Env {
     const sigset_t* wait_mask = nullptr;        // mask while waiting (QUIT open)
     const volatile sig_atomic_t* quit = nullptr; // set by the worker's QUIT handler
     std::function<void(const access_log::Entry&)> log;
+    // Called once, the first time a wait notices the quit request.
+    std::function<void()> on_quit;
 };
 
 // Serves `fd` (non-blocking, owned by the caller) until the client or a

@@ -1,0 +1,441 @@
+// test_config.cpp - the configuration loader, as an administrator meets it.
+//
+// Every test feeds text (or a file in its own temporary directory) to the
+// loader and checks what the administrator would see: the values in effect,
+// or the exact "file:line: message" lines of a rejected configuration.
+// Criterion runs each test in its own process, so the temporary directory
+// lives in a global made by the suite's .init and removed by its .fini.
+#include <criterion/criterion.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <syslog.h>
+#include <unistd.h>
+#include <vector>
+
+#include "preforkd/config.hpp"
+#include "preforkd/listener.hpp"
+
+using namespace preforkd::config;
+
+namespace {
+
+std::string g_dir;   // this test's temporary directory, without symlinks
+
+void make_dir()
+{
+    char tmpl[] = "/tmp/preforkd-config-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmpl));
+    g_dir = std::filesystem::canonical(tmpl).string();
+}
+
+void remove_dir()
+{
+    std::error_code ec;
+    if (!g_dir.empty())
+        std::filesystem::remove_all(g_dir, ec);
+}
+
+void write_file(const std::string& path, const std::string& text)
+{
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+    std::ofstream(path) << text;
+}
+
+std::string joined(const std::vector<std::string>& lines)
+{
+    std::string text;
+    for (const auto& line : lines)
+        text += line + "\n";
+    return text;
+}
+
+// Criterion's string assertions evaluate their arguments more than once: a
+// temporary std::string's c_str() would be gone by the time it is printed.
+void assert_text(const std::string& actual, const std::string& expected)
+{
+    cr_assert_str_eq(actual.c_str(), expected.c_str());
+}
+
+void assert_contains(const std::string& text, const std::string& part)
+{
+    cr_assert(text.find(part) != std::string::npos, "no \"%s\" in:\n%s", part.c_str(),
+              text.c_str());
+}
+
+// The messages a rejected load reports, one per line ("" if it was accepted).
+template <class Load> std::string errors_of(Load load)
+{
+    try {
+        load();
+    } catch (const ConfigError& e) {
+        return joined(e.messages());
+    }
+    return "";
+}
+
+std::string file_errors(const std::string& path)
+{
+    return errors_of([&] { load_file(path); });
+}
+
+void assert_errors(const std::string& text, const std::vector<std::string>& expected)
+{
+    assert_text(errors_of([&] { load_string(text, "t.conf", g_dir); }), joined(expected));
+}
+
+void assert_same_workers(const Workers& a, const Workers& b)
+{
+    cr_assert(a.start == b.start && a.min_spare == b.min_spare && a.max_spare == b.max_spare);
+    cr_assert(a.max == b.max && a.max_requests == b.max_requests);
+    cr_assert(a.graceful_timeout == b.graceful_timeout);
+    cr_assert(a.watchdog_timeout == b.watchdog_timeout);
+}
+
+void assert_same_http(const Http& a, const Http& b)
+{
+    assert_text(a.root, b.root);
+    cr_assert(a.index == b.index);
+    cr_assert(a.autoindex == b.autoindex && a.server_tokens == b.server_tokens);
+    cr_assert(a.keepalive_timeout == b.keepalive_timeout);
+    cr_assert(a.keepalive_requests == b.keepalive_requests);
+    cr_assert(a.header_timeout == b.header_timeout && a.send_timeout == b.send_timeout);
+    cr_assert(a.max_header_size == b.max_header_size && a.max_headers == b.max_headers);
+    assert_text(a.mime_types, b.mime_types);
+    assert_text(a.default_type, b.default_type);
+}
+
+void assert_same(const Config& a, const Config& b)
+{
+    assert_text(a.user, b.user);
+    assert_text(a.group, b.group);
+    assert_text(a.pid_file, b.pid_file);
+    assert_text(a.chroot, b.chroot);
+    cr_assert(a.listen == b.listen);
+    assert_text(a.unix_mode, b.unix_mode);
+    cr_assert_eq(a.unix_mode_bits, b.unix_mode_bits);
+    assert_same_workers(a.workers, b.workers);
+    assert_same_http(a.http, b.http);
+    assert_text(a.log.level, b.log.level);
+    assert_text(a.log.syslog_facility, b.log.syslog_facility);
+    cr_assert_eq(a.log.level_priority, b.log.level_priority);
+    cr_assert_eq(a.log.facility_code, b.log.facility_code);
+    assert_text(a.log.access_log, b.log.access_log);
+    cr_assert(a.log.access_format == b.log.access_format);
+}
+
+}  // namespace
+
+TestSuite(config, .init = make_dir, .fini = remove_dir, .timeout = 10);
+
+// --- values ------------------------------------------------------------------
+
+Test(config, empty_text_gives_every_default)
+{
+    Config c = load_string("", "t.conf", "/etc/preforkd");
+    assert_same(c, Config{});
+    assert_text(c.file, "");
+    cr_assert(c.listen == (std::vector<std::string>{"0.0.0.0:80", "[::]:80"}));
+    cr_assert_eq(c.workers.start, 5);
+    cr_assert_eq(c.workers.max, 256);
+    cr_assert_eq(c.workers.max_requests, 10000);
+    assert_text(c.http.root, "/var/www/html");
+    cr_assert_eq(c.log.level_priority, LOG_INFO);
+    cr_assert_eq(c.log.facility_code, LOG_DAEMON);
+    cr_assert_eq(c.log.access_format, AccessFormat::combined);
+    cr_assert_eq(c.unix_mode_bits, 0666);
+}
+
+Test(config, every_key_is_read)
+{
+    Config c = load_string(R"(
+user = "www"; group = "web"; pid_file = "/run/p.pid"; chroot = "/jail";
+listen = ( "127.0.0.1:8080", "[::1]:8080", "unix:/run/p.sock" ); unix_mode = "0660";
+workers = { start = 2; min_spare = 1; max_spare = 3; max = 8; max_requests = 500;
+            graceful_timeout = 10; watchdog_timeout = 0; };
+http = { root = "/srv/www"; index = [ "index.htm", "default.html" ]; autoindex = true;
+         keepalive_timeout = 0; keepalive_requests = 7; header_timeout = 3; send_timeout = 4;
+         max_header_size = 4096; max_headers = 50; server_tokens = true;
+         mime_types = "/etc/m.types"; default_type = "text/plain"; };
+log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
+        access_format = "common"; };
+)", "t.conf", g_dir);
+    assert_text(c.user, "www");
+    assert_text(c.chroot, "/jail");
+    cr_assert_eq(c.listen.size(), 3u);
+    cr_assert_eq(c.unix_mode_bits, 0660);
+    cr_assert(c.workers.start == 2 && c.workers.max_spare == 3 && c.workers.max == 8);
+    cr_assert(c.workers.max_requests == 500 && c.workers.watchdog_timeout == 0);
+    cr_assert(c.http.index == (std::vector<std::string>{"index.htm", "default.html"}));
+    cr_assert(c.http.autoindex && c.http.server_tokens && c.http.max_headers == 50);
+    assert_text(c.http.default_type, "text/plain");
+    cr_assert_eq(c.log.level_priority, LOG_DEBUG);
+    cr_assert_eq(c.log.facility_code, LOG_LOCAL3);
+    assert_text(c.log.access_log, "syslog");
+    cr_assert_eq(c.log.access_format, AccessFormat::common);
+}
+
+Test(config, unwritten_pool_defaults_follow_written_limits)
+{
+    Config c = load_string("workers = { max = 2; min_spare = 20; };", "t.conf", g_dir);
+    cr_assert_eq(c.workers.start, 2, "start follows max when not written");
+    cr_assert_eq(c.workers.max_spare, 20, "max_spare follows min_spare when not written");
+}
+
+Test(config, big_integer_needs_L_suffix)
+{
+    Config c = load_string("workers = { max_requests = 5000000000L; };", "t.conf", g_dir);
+    cr_assert_eq(c.workers.max_requests, 5000000000L);
+    assert_errors("workers = {\n  max_requests = 5000000000;\n};\n",
+                  {"t.conf:2: integer 5000000000 is out of 32-bit range; write 5000000000L"});
+    // Found before parsing, yet reported in file order with the rest.
+    assert_errors("user = 1;\nworkers = { max_requests = 5000000000; };\n",
+                  {"t.conf:1: user must be a string",
+                   "t.conf:2: integer 5000000000 is out of 32-bit range; write 5000000000L"});
+}
+
+Test(config, unix_mode_is_an_octal_string)
+{
+    Config c = load_string("unix_mode = \"660\";", "t.conf", g_dir);
+    cr_assert_eq(c.unix_mode_bits, 0660);
+    assert_text(c.unix_mode, "0660");
+    assert_errors("unix_mode = 0660;\n",
+                  {"t.conf:1: unix_mode must be a string of octal digits, like \"0660\""});
+    assert_errors("\nunix_mode = \"0999\";\n",
+                  {"t.conf:2: unix_mode must be between \"0000\" and \"0777\" "
+                   "(octal digits, like \"0660\")"});
+}
+
+// --- errors --------------------------------------------------------------------
+
+Test(config, syntax_error_names_the_line)
+{
+    assert_errors("user = \"www\";\nworkers = {\n  start = ;\n};\n", {"t.conf:3: syntax error"});
+}
+
+Test(config, unknown_key_names_line_and_suggests)
+{
+    assert_errors("user = \"www\";\nworkres = { max = 4; };\n",
+                  {"t.conf:2: unknown key 'workres' (did you mean 'workers'?)"});
+    assert_errors("workers = {\n  strat = 1;\n};\n",
+                  {"t.conf:2: unknown key 'workers.strat' (did you mean 'workers.start'?)"});
+    assert_errors("root = \"/srv\";\n",
+                  {"t.conf:1: unknown key 'root' (did you mean 'http.root'?)"});
+    assert_errors("log = { frobnicate = 1; };\n", {"t.conf:1: unknown key 'log.frobnicate'"});
+}
+
+Test(config, wrong_type_names_key_and_line)
+{
+    assert_errors("workers = {\n  max = \"8\";\n};\nhttp = { autoindex = \"yes\"; };\n"
+                  "user = 0;\nlisten = \"*:80\";\nlog = 1;\nhttp2 = 1.5;\n",
+                  {"t.conf:2: workers.max must be an integer",
+                   "t.conf:4: http.autoindex must be true or false",
+                   "t.conf:5: user must be a string",
+                   "t.conf:6: listen must be a list of strings: listen = ( \"...\" );",
+                   "t.conf:7: log must be a group: log = { ... };",
+                   "t.conf:8: unknown key 'http2' (did you mean 'http'?)"});
+}
+
+Test(config, out_of_range_names_the_limits)
+{
+    assert_errors("workers = {\n  max = 0;\n  graceful_timeout = 90000;\n  max_requests = -1;\n};\n"
+                  "http = {\n  header_timeout = 0;\n  max_header_size = 100;\n};\n",
+                  {"t.conf:2: workers.max must be between 1 and 4096",
+                   "t.conf:3: workers.graceful_timeout must be between 0 and 86400",
+                   "t.conf:4: workers.max_requests must be between 0 and 9223372036854775807",
+                   "t.conf:7: http.header_timeout must be between 1 and 3600",
+                   "t.conf:8: http.max_header_size must be between 1024 and 1048576"});
+}
+
+Test(config, pool_settings_must_agree)
+{
+    assert_errors("workers = {\n  min_spare = 8;\n  max_spare = 4;\n};\n",
+                  {"t.conf:3: workers.max_spare must be between 8 and 4096 "
+                   "(not below workers.min_spare)"});
+    assert_errors("workers = {\n  max = 4;\n  start = 8;\n};\n",
+                  {"t.conf:3: workers.start must be between 0 and 4 (workers.max)"});
+}
+
+Test(config, bad_listen_address_names_the_line)
+{
+    std::string why = preforkd::listener::parse("localhost:80").error;
+    assert_contains(why, "listen address \"localhost:80\": ");
+    assert_errors("listen = ( \"127.0.0.1:8080\",\n  \"localhost:80\" );\n", {"t.conf:2: " + why});
+    assert_errors("listen = ( );\n", {"t.conf:1: listen must name at least one address"});
+}
+
+Test(config, duplicate_listen_address_is_an_error)
+{
+    assert_errors("listen = ( \"*:8080\",\n  \"0.0.0.0:8080\" );\n",
+                  {"t.conf:2: listen address \"0.0.0.0:8080\" is the same as \"*:8080\""});
+}
+
+Test(config, log_choices_are_listed)
+{
+    assert_errors("log = {\n  level = \"verbose\";\n  syslog_facility = \"local9\";\n"
+                  "  access_format = \"json\";\n};\n",
+                  {"t.conf:2: log.level must be one of err, warning, notice, info, debug",
+                   "t.conf:3: log.syslog_facility must be one of daemon, user, local0, local1, "
+                   "local2, local3, local4, local5, local6, local7",
+                   "t.conf:4: log.access_format must be one of common, combined"});
+}
+
+Test(config, empty_and_malformed_strings)
+{
+    assert_errors("pid_file = \"\";\nhttp = {\n  root = \"\";\n  index = [ \"a/b.html\" ];\n"
+                  "  default_type = \"text plain\";\n};\n",
+                  {"t.conf:1: pid_file must not be empty", "t.conf:3: http.root must not be empty",
+                   "t.conf:4: http.index entries must be file names without '/'",
+                   "t.conf:5: http.default_type must be a media type like \"text/plain\""});
+}
+
+Test(config, every_error_is_reported_at_once)
+{
+    std::string text = "workers = { max = 0; };\nfoo = 1;\nhttp = { autoindex = 1; };\n"
+                       "listen = ( \"*:99999\" );\n";
+    try {
+        load_string(text, "many.conf", g_dir);
+        cr_assert_fail("accepted a configuration with four errors");
+    } catch (const ConfigError& e) {
+        std::string what = e.what();
+        cr_assert_eq(e.messages().size(), 4u, "got:\n%s", what.c_str());
+        assert_text(e.messages()[0], "many.conf:1: workers.max must be between 1 and 4096");
+        assert_text(e.messages()[1], "many.conf:2: unknown key 'foo'");
+        assert_text(e.messages()[2], "many.conf:3: http.autoindex must be true or false");
+        assert_contains(e.messages()[3], "many.conf:4: listen address \"*:99999\": ");
+        assert_contains(what, "\nmany.conf:2: unknown key 'foo'\n");
+    }
+}
+
+// --- files ------------------------------------------------------------------------
+
+Test(config, missing_file_names_open_and_errno)
+{
+    std::string path = g_dir + "/none.conf";
+    assert_text(file_errors(path), "open(\"" + path + "\") failed: No such file or directory\n");
+}
+
+Test(config, relative_paths_follow_the_config_file)
+{
+    std::string path = g_dir + "/etc/preforkd.conf";
+    write_file(path, "pid_file = \"run/p.pid\"; chroot = \"jail\";\n"
+                     "listen = ( \"unix:./sock/http.sock\", \"127.0.0.1:0\" );\n"
+                     "http = { root = \"../www\"; mime_types = \"./mime.types\"; };\n"
+                     "log = { access_log = \"logs/access.log\"; };\n");
+    cr_assert_eq(chdir(g_dir.c_str()), 0);
+    Config c = load_file("etc/preforkd.conf");
+    std::string etc = g_dir + "/etc";
+    assert_text(c.file, path);
+    assert_text(c.pid_file, etc + "/run/p.pid");
+    assert_text(c.chroot, etc + "/jail");
+    assert_text(c.listen[0], "unix:" + etc + "/sock/http.sock");
+    assert_text(c.listen[1], "127.0.0.1:0");
+    assert_text(c.http.root, etc + "/../www");
+    assert_text(c.http.mime_types, etc + "/mime.types");
+    assert_text(c.log.access_log, etc + "/logs/access.log");
+}
+
+Test(config, load_string_resolves_against_base_dir)
+{
+    Config c = load_string("http = { root = \"htdocs\"; };\nlog = { access_log = \"off\"; };",
+                           "t.conf", "/etc/preforkd");
+    assert_text(c.http.root, "/etc/preforkd/htdocs");
+    assert_text(c.log.access_log, "off");
+}
+
+Test(config, include_reads_another_file_and_names_it)
+{
+    std::string main = g_dir + "/main.conf";
+    write_file(main, "user = \"www\";\n@include \"pool.conf\"\n");
+    write_file(g_dir + "/pool.conf", "workers = {\n  max = 3;\n};\n");
+    cr_assert_eq(load_file(main).workers.max, 3);
+    write_file(g_dir + "/pool.conf", "workers = {\n  max = 0;\n};\n");
+    assert_text(file_errors(main),
+                g_dir + "/pool.conf:2: workers.max must be between 1 and 4096\n");
+}
+
+// libconfig 1.5 calls exit(2) on an @include of a directory; this test would
+// crash instead of failing if the loader handed such a file to the library.
+Test(config, include_of_directory_or_missing_file_is_rejected)
+{
+    std::filesystem::create_directory(g_dir + "/conf.d");
+    std::string path = g_dir + "/main.conf";
+    write_file(path, "user = \"www\";\n@include \"conf.d\"\n  @include \"missing.conf\"\n");
+    assert_text(file_errors(path),
+                path + ":2: @include \"conf.d\": Is a directory\n" +
+                path + ":3: @include \"missing.conf\": No such file or directory\n");
+}
+
+Test(config, include_in_comment_or_string_is_not_followed)
+{
+    std::filesystem::create_directory(g_dir + "/conf.d");
+    Config c = load_string("# @include \"conf.d\"\n/*\n@include \"conf.d\"\n*/\n"
+                           "user = \"a\n@include \\\"conf.d\\\"\";\n",
+                           "t.conf", g_dir);
+    assert_text(c.user, "a\n@include \"conf.d\"");
+}
+
+// --- dump -----------------------------------------------------------------------
+
+Test(config, dump_loads_back_to_the_same_values)
+{
+    Config c = load_string(R"(
+user = "w\"w\\w"; listen = ( "127.0.0.1:8080", "unix:/run/a b.sock" ); unix_mode = "0600";
+workers = { start = 0; min_spare = 0; max_spare = 0; max = 1;
+            max_requests = 5000000000L; watchdog_timeout = 0; };
+http = { root = "/srv/x\ty"; index = [ ]; autoindex = true; server_tokens = true; };
+log = { level = "err"; syslog_facility = "local7"; access_format = "common"; };)",
+                           "t.conf", g_dir);
+    std::string text = dump(c);
+    assert_contains(text, "  max_requests = 5000000000L;\n");
+    assert_contains(text, "user = \"w\\\"w\\\\w\";\n");
+    assert_contains(text, "  root = \"/srv/x\\ty\";\n");
+    assert_contains(text, "workers = {\n  start = 0;\n");
+    assert_same(load_string(text, "dump", "/"), c);
+}
+
+Test(config, dump_of_defaults_has_every_key)
+{
+    std::string text = dump(Config{});
+    assert_contains(text, "listen = ( \"0.0.0.0:80\", \"[::]:80\" );\n");
+    assert_contains(text, "  index = [ \"index.html\" ];\n");
+    assert_contains(text, "  access_format = \"combined\";\n");
+    assert_contains(text, "chroot = \"\";\n");
+    assert_same(load_string(text, "dump", "/"), Config{});
+}
+
+// --- check_environment --------------------------------------------------------------
+
+Test(config, check_environment_reports_missing_root_and_unknown_user)
+{
+    write_file(g_dir + "/mime.types", "text/html html\n");
+    Config c;
+    c.http.root = g_dir + "/nope";
+    c.http.mime_types = g_dir + "/mime.types";
+    c.log.access_log = g_dir + "/access.log";
+    c.user = "no-such-user-preforkd";
+    assert_text(joined(check_environment(c)),
+                joined({"http.root \"" + g_dir + "/nope\": No such file or directory",
+                        "user \"no-such-user-preforkd\": no such user"}));
+}
+
+Test(config, check_environment_accepts_a_sound_setup)
+{
+    write_file(g_dir + "/mime.types", "text/html html\n");
+    Config c;
+    c.http.root = g_dir;
+    c.http.mime_types = g_dir + "/mime.types";
+    c.log.access_log = "syslog";
+    c.user = "root";
+    c.group = "root";
+    assert_text(joined(check_environment(c)), "");
+    c.http.root = g_dir + "/mime.types";
+    c.log.access_log = g_dir + "/logs/access.log";
+    c.group = "no-such-group-preforkd";
+    assert_text(joined(check_environment(c)),
+                joined({"http.root \"" + g_dir + "/mime.types\": Not a directory",
+                        "group \"no-such-group-preforkd\": no such group",
+                        "log.access_log directory \"" + g_dir +
+                            "/logs\": No such file or directory"}));
+}
