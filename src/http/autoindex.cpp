@@ -29,6 +29,7 @@ namespace {
 struct Entry {
     std::string name;
     bool directory = false;
+    bool sized = false;   // a regular file, whose size is shown
     off_t size = 0;
     time_t mtime = 0;
 };
@@ -38,16 +39,18 @@ struct DirCloser {
     void operator()(DIR* d) const noexcept { closedir(d); }
 };
 
-// Size and time of what the entry leads to; a dangling symlink shows
-// itself rather than vanishing from the list.
+// Size and time of the entry itself.  A symlink is not followed: its
+// target may lie outside the root, and the listing must not become a way to
+// learn the size and age of files there.  Its size shows as "-", like a
+// directory's; following the link is the responder's business.
 Entry describe(int dirfd, const char* name)
 {
     Entry e;
     e.name = name;
     struct stat st;
-    if (fstatat(dirfd, name, &st, 0) != 0 && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return e;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return e;
     e.directory = S_ISDIR(st.st_mode);
+    e.sized = S_ISREG(st.st_mode);
     e.size = st.st_size;
     e.mtime = st.st_mtime;
     return e;
@@ -71,7 +74,12 @@ std::optional<std::vector<Entry>> read_entries(int dirfd)
         if (d->d_name[0] != '.') entries.push_back(describe(dirfd, d->d_name));
         errno = 0;
     }
-    if (errno != 0) return std::nullopt;
+    if (errno != 0) {
+        int saved = errno;
+        dir.reset();
+        errno = saved;
+        return std::nullopt;
+    }
     std::sort(entries.begin(), entries.end(),
               [](const Entry& a, const Entry& b) { return a.name < b.name; });
     return entries;
@@ -91,7 +99,7 @@ void append_row(std::string& html, const Entry& e)
     std::string suffix = e.directory ? "/" : "";
     html += "<tr><td><a href=\"" + encode_segment(e.name) + suffix + "\">" +
             html_escape(e.name) + suffix + "</a></td><td>" + format_mtime(e.mtime) +
-            "</td><td>" + (e.directory ? std::string("-") : std::to_string(e.size)) +
+            "</td><td>" + (e.sized ? std::to_string(e.size) : std::string("-")) +
             "</td></tr>\n";
 }
 
