@@ -97,7 +97,7 @@ check-sanitize:
 
 check:
 	$(MAKE) --no-print-directory check-unit check-integration
-	ASAN_OPTIONS=detect_leaks=0 $(MAKE) --no-print-directory check-sanitize
+	$(MAKE) --no-print-directory check-sanitize
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd

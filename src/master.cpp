@@ -219,11 +219,14 @@ void Master::on_worker_exit(int slot, int status)
                      std::to_string(delay) + " ms");
         }
     }
+    // An unexpected death is made good now rather than at the next tick; a
+    // retirement is not, or each exit would trigger the next retirement.
+    if (!expected)
+        next_tick_ms_ = 0;
     w.pid = 0;
     w.channel.reset();
     s.pid.store(0);
     s.state.store(State::empty);
-    next_tick_ms_ = 0;   // replace it now rather than at the next tick
 }
 
 void Master::spawn_worker()
