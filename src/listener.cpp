@@ -10,6 +10,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -199,6 +200,77 @@ unsigned bound_port(int fd)
     if (ss.ss_family == AF_INET6)
         return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
     return 0;
+}
+
+}  // namespace preforkd::listener
+
+namespace preforkd::listener {
+namespace {
+
+constexpr int kFirstInheritedFd = 3;   // SD_LISTEN_FDS_START
+
+std::string format_address(const sockaddr_storage& ss)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        auto& sin = reinterpret_cast<const sockaddr_in&>(ss);
+        inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf);
+        return std::string(buf) + ":" + std::to_string(ntohs(sin.sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+        auto& sin6 = reinterpret_cast<const sockaddr_in6&>(ss);
+        inet_ntop(AF_INET6, &sin6.sin6_addr, buf, sizeof buf);
+        return "[" + std::string(buf) + "]:" + std::to_string(ntohs(sin6.sin6_port));
+    }
+    if (ss.ss_family == AF_UNIX)
+        return "unix:" + std::string(reinterpret_cast<const sockaddr_un&>(ss).sun_path);
+    return "";
+}
+
+bool read_count(const char* name, long& value)
+{
+    const char* text = std::getenv(name);
+    if (!text || !*text)
+        return false;
+    char* end = nullptr;
+    value = std::strtol(text, &end, 10);
+    return *end == '\0' && value >= 0;
+}
+
+}  // namespace
+
+std::optional<Address> address_of(int fd)
+{
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+        return std::nullopt;
+    return parse(format_address(ss)).address;
+}
+
+std::vector<Listener> inherited()
+{
+    long pid = 0, count = 0;
+    bool ours = read_count("LISTEN_PID", pid) && pid == ::getpid() &&
+                read_count("LISTEN_FDS", count);
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    std::vector<Listener> out;
+    for (int fd = kFirstInheritedFd; ours && fd < kFirstInheritedFd + count; ++fd) {
+        Listener l;
+        l.fd.reset(fd);
+        std::optional<Address> a = address_of(fd);
+        if (!a)
+            continue;   // not a socket we can describe: closed by l.fd
+        // Ours to keep for life, but not to pass to exec'd programs, and
+        // non-blocking like every listener we bind ourselves.
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        l.address = *a;
+        out.push_back(std::move(l));
+    }
+    return out;
 }
 
 }  // namespace preforkd::listener

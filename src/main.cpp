@@ -15,8 +15,10 @@
 #include "preforkd/cli.hpp"
 #include "preforkd/config.hpp"
 #include "preforkd/daemon.hpp"
+#include "preforkd/listener.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/master.hpp"
+#include "preforkd/notify.hpp"
 #include "preforkd/pidfile.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
@@ -98,9 +100,13 @@ int serve(config::Config c, const cli::Options& o)
     }
     Fd verdict;
     try {
+        // Both are tied to this process (LISTEN_PID) or its supervisor:
+        // take them before detaching changes the pid.
+        notify::init();
+        std::vector<listener::Listener> inherited = listener::inherited();
         if (!o.foreground)
             verdict = daemon::detach();
-        master::Master m(std::move(c), o, verdict);
+        master::Master m(std::move(c), o, verdict, std::move(inherited));
         return m.run();
     } catch (const std::exception& e) {
         log::err(e.what());

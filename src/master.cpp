@@ -24,6 +24,7 @@
 #include "preforkd/access_log.hpp"
 #include "preforkd/daemon.hpp"
 #include "preforkd/log.hpp"
+#include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
 #include "preforkd/worker.hpp"
@@ -95,9 +96,10 @@ http::Site make_site(const config::Config& config, const http::MimeMap& mime)
     return site;
 }
 
-Master::Master(config::Config config, cli::Options options, Fd& ready_pipe)
+Master::Master(config::Config config, cli::Options options, Fd& ready_pipe,
+               std::vector<listener::Listener> inherited)
     : config_(std::move(config)), options_(std::move(options)), ready_pipe_(ready_pipe),
-      workers_(config::kMaxWorkers)
+      inherited_(std::move(inherited)), workers_(config::kMaxWorkers)
 {
 }
 
@@ -159,9 +161,28 @@ void Master::open_listeners()
         listener::ParseResult p = listener::parse(text);
         if (!p.address)
             throw std::runtime_error(p.error);
-        listeners_.push_back(listener::open(*p.address, config_.unix_mode_bits));
+        listeners_.push_back(bind_or_adopt(*p.address, config_.unix_mode_bits));
         log::notice("listening on " + display_name(listeners_.back()));
     }
+    // A socket systemd passed for an address the configuration does not
+    // name would queue connections nobody accepts: better closed, and said.
+    for (const listener::Listener& l : inherited_)
+        log::warning("socket " + l.address.canonical + " passed by systemd is not in listen; closing it");
+    inherited_.clear();
+}
+
+// Socket activation: a socket systemd bound for this address is used as is
+// (systemd keeps its copy, so it survives our restarts); otherwise we bind.
+listener::Listener Master::bind_or_adopt(const listener::Address& address, int unix_mode)
+{
+    auto same = [&](const listener::Listener& l) { return l.address.canonical == address.canonical; };
+    auto it = std::find_if(inherited_.begin(), inherited_.end(), same);
+    if (it == inherited_.end())
+        return listener::open(address, unix_mode);
+    listener::Listener l = std::move(*it);
+    inherited_.erase(it);
+    log::info("using the socket passed by systemd for " + address.canonical);
+    return l;
 }
 
 void Master::close_listeners()
@@ -453,6 +474,7 @@ void Master::report_progress()
             started_ = true;
             daemon::report(ready_pipe_, true);
         }
+        notify::ready("generation " + std::to_string(generation_) + " ready");
     }
     if (retire_older_pending_ && (up > 0 || target == 0)) {
         retire_older_pending_ = false;
@@ -472,6 +494,29 @@ void Master::report_progress()
     }
     if (startup_failures_ && find_idle(generation_) >= 0)
         startup_failures_ = 0;
+    announce_status();
+}
+
+// STATUS= for `systemctl status`, sent only when it changed.
+void Master::announce_status()
+{
+    if (!notify::enabled())
+        return;
+    int busy = 0, idle = 0;
+    std::uint64_t served = 0;
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+        if (!workers_[i].pid)
+            continue;
+        State st = board_->slots[i].state.load();
+        st == State::idle || st == State::starting ? ++idle : ++busy;
+        served += board_->slots[i].requests.load();
+    }
+    std::string text = std::to_string(busy) + " busy, " + std::to_string(idle) +
+                       " idle workers; " + std::to_string(served) +
+                       " requests served by live workers";
+    if (text != last_status_)
+        notify::status(text);
+    last_status_ = text;
 }
 
 // ---- signals ----------------------------------------------------------------
@@ -519,6 +564,7 @@ void Master::stop(Phase phase)
     if (phase_ == Phase::stopping_fast)
         return;
     phase_ = phase;
+    notify::stopping();
     close_listeners();
     if (phase == Phase::stopping_fast) {
         stop_deadline_ms_ = scoreboard::now_ms() + kFastStopGraceMs;
@@ -615,6 +661,7 @@ void Master::reload()
 {
     if (phase_ != Phase::running)
         return;
+    notify::reloading();
     try {
         commit_reload(prepare_reload());
     } catch (const config::ConfigError& e) {
@@ -622,8 +669,10 @@ void Master::reload()
     } catch (const std::exception& e) {
         last_reload_ = {false, generation_, e.what()};
     }
-    if (!last_reload_.ok)
+    if (!last_reload_.ok) {
         log::err("reload failed, keeping the running configuration: " + last_reload_.message);
+        notify::ready("reload failed, running generation " + std::to_string(generation_));
+    }
 }
 
 Reload Master::prepare_reload()
@@ -651,7 +700,7 @@ Reload Master::prepare_reload()
             return l.address.canonical == p.address->canonical;
         });
         if (!kept)
-            r.fresh.push_back(listener::open(*p.address, r.config.unix_mode_bits));
+            r.fresh.push_back(bind_or_adopt(*p.address, r.config.unix_mode_bits));
     }
     return r;
 }

@@ -51,3 +51,16 @@ Listener open(const Address& address, int unix_mode_bits, int backlog = 511);
 unsigned bound_port(int fd);
 
 }  // namespace preforkd::listener
+
+namespace preforkd::listener {
+
+// Sockets passed by systemd socket activation (LISTEN_FDS, LISTEN_PID,
+// LISTEN_FDNAMES), each described by the address it is bound to.  Empty when
+// the variables are absent or meant for another process.  The variables are
+// removed from the environment so workers and children do not see them.
+std::vector<Listener> inherited();
+
+// The canonical address a bound socket has ("127.0.0.1:80", "unix:/x").
+std::optional<Address> address_of(int fd);
+
+}  // namespace preforkd::listener

@@ -58,7 +58,10 @@ class Master {
 public:
     // `config` is already loaded and checked.  `ready_pipe` (daemon mode)
     // receives the start-up verdict.
-    Master(config::Config config, cli::Options options, Fd& ready_pipe);
+    // `inherited` are sockets passed by systemd, adopted for the listen
+    // entries whose address they are bound to.
+    Master(config::Config config, cli::Options options, Fd& ready_pipe,
+           std::vector<listener::Listener> inherited = {});
     Master(const Master&) = delete;
     Master& operator=(const Master&) = delete;
     ~Master();
@@ -103,11 +106,14 @@ private:
     void stop(Phase phase);
     void adjust_floor(int delta);
     void close_listeners();
+    listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
+    void announce_status();
 
     config::Config config_;
     cli::Options options_;
     Fd& ready_pipe_;
     std::vector<listener::Listener> listeners_;
+    std::vector<listener::Listener> inherited_;
     Fd access_log_;
     http::MimeMap mime_;
     privileges::Identity identity_;
@@ -124,6 +130,7 @@ private:
     bool paused_ = false;                  // after SIGWINCH
     bool announced_ready_ = false;         // "ready:" logged for generation_
     bool started_ = false;                 // first generation came up
+    std::string last_status_;
     std::int64_t next_tick_ms_ = 0;
     std::int64_t stop_deadline_ms_ = 0;
     std::int64_t backoff_until_ms_ = 0;
