@@ -99,27 +99,61 @@ check:
 	$(MAKE) --no-print-directory check-unit check-integration
 	$(MAKE) --no-print-directory check-sanitize
 
+# Installed files name real paths: @SBINDIR@-style placeholders in units,
+# scripts and configs, the default paths in the man pages.
+SUBST      = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                 -e 's|@VERSION@|$(VERSION)|g'
+MAN_SUBST  = sed -e 's|/usr/local/sbin/preforkd|$(SBINDIR)/preforkd|g' \
+                 -e 's|/etc/preforkd/|$(SYSCONFDIR)/preforkd/|g'
+STAGE      = $(BUILD)/stage
+
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd \
+	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
+	    $(DESTDIR)$(SYSCONFDIR)/default $(STAGE)
 	install -m 0755 $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
-	install -m 0644 etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
+	$(SUBST) etc/preforkd.conf > $(STAGE)/preforkd.conf
+	install -m 0644 $(STAGE)/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf ]; then \
 	    echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf"; \
 	else \
-	    install -m 0644 etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
+	    install -m 0644 $(STAGE)/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
 	fi
-
-uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/preforkd
-	rm -f $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
-	@if cmp -s etc/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; then \
-	    rm -f $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
-	    rmdir $(DESTDIR)$(SYSCONFDIR)/preforkd 2>/dev/null || true; \
-	else \
-	    echo "keeping modified $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf"; \
+	$(MAN_SUBST) man/preforkd.8 > $(STAGE)/preforkd.8
+	$(MAN_SUBST) man/preforkd.conf.5 > $(STAGE)/preforkd.conf.5
+	install -m 0644 $(STAGE)/preforkd.8 $(DESTDIR)$(MANDIR)/man8/preforkd.8
+	install -m 0644 $(STAGE)/preforkd.conf.5 $(DESTDIR)$(MANDIR)/man5/preforkd.conf.5
+	$(SUBST) init/preforkd.service > $(STAGE)/preforkd.service
+	$(SUBST) init/preforkd.socket > $(STAGE)/preforkd.socket
+	install -m 0644 $(STAGE)/preforkd.service $(STAGE)/preforkd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(SUBST) init/preforkd > $(STAGE)/preforkd.init
+	install -m 0755 $(STAGE)/preforkd.init $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd
+	$(SUBST) etc/preforkd.logrotate > $(STAGE)/preforkd.logrotate
+	install -m 0644 $(STAGE)/preforkd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preforkd ]; then \
+	    install -m 0644 etc/preforkd.default $(DESTDIR)$(SYSCONFDIR)/default/preforkd; \
 	fi
 
 endif
+
+# A configuration the administrator changed is kept; everything else goes.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/preforkd
+	rm -f $(DESTDIR)$(MANDIR)/man8/preforkd.8 $(DESTDIR)$(MANDIR)/man5/preforkd.conf.5
+	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.service $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.socket
+	rm -f $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	@conf=$(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
+	if [ -e $$conf ] && ! cmp -s $$conf $$conf.default; then \
+	    echo "keeping modified $$conf"; \
+	else \
+	    rm -f $$conf; \
+	fi
+	@if cmp -s etc/preforkd.default $(DESTDIR)$(SYSCONFDIR)/default/preforkd; then \
+	    rm -f $(DESTDIR)$(SYSCONFDIR)/default/preforkd; \
+	fi
+	rm -f $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/preforkd 2>/dev/null
 
 clean:
 	rm -rf build

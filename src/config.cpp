@@ -1023,6 +1023,21 @@ std::vector<std::string> check_environment(const Config& c)
     return problems;
 }
 
+std::vector<std::string> known_keys()
+{
+    std::vector<std::string> keys;
+    for (const Group& g : kGroups) {
+        for (std::string_view key : g.keys) {
+            bool is_group = g.name.empty() &&
+                            std::any_of(std::begin(kGroups), std::end(kGroups),
+                                        [&](const Group& sub) { return sub.name == key; });
+            if (!is_group)
+                keys.push_back(full_key(g.name, key));
+        }
+    }
+    return keys;
+}
+
 std::string dump(const Config& c)
 {
     std::ostringstream o;

@@ -134,6 +134,8 @@ int main(int argc, char** argv)
         std::cout << "preforkd " PREFORKD_VERSION "\n";
         return kExitOk;
     }
+    if (!o.pid_file.empty())
+        o.pid_file = absolute(o.pid_file);
     if (!o.signal_word.empty() && !o.pid_file.empty())
         return send_signal(o, o.pid_file);
     o.config_file = absolute(o.config_file);
@@ -145,7 +147,7 @@ int main(int argc, char** argv)
         return kExitFailure;
     }
     if (!o.pid_file.empty())
-        c.pid_file = absolute(o.pid_file);
+        c.pid_file = o.pid_file;
     if (!o.signal_word.empty())
         return send_signal(o, c.pid_file);
     if (o.test || o.dump)

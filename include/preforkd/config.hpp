@@ -89,6 +89,11 @@ Config load_string(const std::string& text, const std::string& name = "<string>"
 // directory exists.  Returns every problem found (empty = ok).
 std::vector<std::string> check_environment(const Config& config);
 
+// Every key the loader accepts, as dotted names ("user", "workers.start",
+// "http.root"), taken from the loader's own key tables; groups themselves
+// ("workers") are not listed, only their keys.
+std::vector<std::string> known_keys();
+
 // The effective configuration in libconfig syntax, every key present, that
 // load_string() accepts and that loads back to the same values.
 std::string dump(const Config& config);
