@@ -1,0 +1,175 @@
+// test_pool.cpp - the worker pool as an administrator sees it in ps(1):
+// `start` workers at boot, growth under load up to `max` (never above),
+// shrinking back to `max_spare` idle workers, a killed worker replaced.
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "harness.hpp"
+
+using namespace itest;
+
+TestSuite(pool, .init = setup, .fini = cleanup, .timeout = 60);
+
+Test(pool, worker_count_after_start_equals_start, .timeout = 30) {
+    Options o;
+    o.start = 3;
+    o.min_spare = 1;
+    o.max_spare = 3;
+    Daemon d = Daemon::prepare(o);
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    auto workers = d.workers();
+    D_ASSERT(d, workers.size() == 3, "after 'ready:' the master has %zu workers (%s), want 3",
+             workers.size(), join(workers).c_str());
+    D_ASSERT(d, d.count_log("ready: generation 1, 3 workers") == 1,
+             "want one log line 'ready: generation 1, 3 workers'");
+    NO_SANITIZER_REPORTS();
+}
+
+Test(pool, process_titles, .timeout = 30) {
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    std::string master = cmdline_of(d.pid);
+    D_ASSERT(d, master.rfind("preforkd: master process", 0) == 0,
+             "master cmdline is '%s', want 'preforkd: master process ...'", master.c_str());
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers, have %s", join(d.workers()).c_str());
+    for (pid_t w : d.workers()) {
+        std::string title = cmdline_of(w);
+        D_ASSERT(d, title.rfind("preforkd: worker process", 0) == 0,
+                 "worker %d cmdline is '%s', want 'preforkd: worker process'", w, title.c_str());
+    }
+    NO_SANITIZER_REPORTS();
+}
+
+Test(pool, grows_to_max_under_slow_clients_then_shrinks, .timeout = 60) {
+    Options o;
+    o.start = 2;
+    o.min_spare = 1;
+    o.max_spare = 3;
+    o.max = 6;
+    Daemon d = Daemon::prepare(o);
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers at start, have %s", join(d.workers()).c_str());
+
+    // 8 clients that each send half a request and hold it: each occupies a
+    // worker; two more than `max` wait in the listen queue.
+    std::vector<int> clients;
+    for (int i = 0; i < 8; ++i) {
+        int fd = connect_tcp(d.port);
+        D_ASSERT(d, fd >= 0, "connect %d failed", i);
+        D_ASSERT(d, send_all(fd, "GET /x.txt HTTP/1.1\r\nHost: local"), "send %d failed", i);
+        clients.push_back(fd);
+    }
+    size_t most = 0;
+    auto sample = [&] {
+        size_t n = d.workers().size();
+        most = std::max(most, n);
+        return n;
+    };
+    bool grew = wait_until([&] { return sample() == 6; }, 15s);
+    D_ASSERT(d, grew, "pool did not grow to max=6 under 8 slow clients: %zu workers (%s)",
+             d.workers().size(), join(d.workers()).c_str());
+    // Keep watching for a while: it must never go above max.
+    wait_until([&] { return sample() > 6; }, 1500ms);
+    D_ASSERT(d, most <= 6, "pool went above max=6: saw %zu workers", most);
+
+    for (int fd : clients) close(fd);
+    auto closed_at = std::chrono::steady_clock::now();
+    bool shrank = wait_until([&] { return sample() <= 3; }, 15s);
+    D_ASSERT(d, shrank, "pool did not shrink to max_spare=3 after the clients left: %zu workers",
+             d.workers().size());
+    auto took = std::chrono::steady_clock::now() - closed_at;
+    D_ASSERT(d, took >= 1s,
+             "6 -> 3 idle workers happened in %lld ms; retiring is one idle worker per second",
+             static_cast<long long>(std::chrono::duration_cast<Duration>(took).count()));
+    D_ASSERT(d, most <= 6, "pool went above max=6: saw %zu workers", most);
+    // It settles at max_spare, not below min_spare.
+    wait_until([&] { return sample() < 3; }, 1500ms);
+    size_t settled = d.workers().size();
+    D_ASSERT(d, settled == 3, "pool settled at %zu idle workers, want max_spare=3", settled);
+    // And it still serves.
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after shrinking: %s %s", r.error.c_str(),
+             r.status_line.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+Test(pool, killed_worker_is_replaced, .timeout = 30) {
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers, have %s", join(d.workers()).c_str());
+    auto before = d.workers();
+    pid_t victim = before.front();
+    D_ASSERT(d, kill(victim, SIGKILL) == 0, "kill -9 %d failed", victim);
+
+    std::string line = "worker " + std::to_string(victim) + " exited on signal 9";
+    D_ASSERT(d, d.wait_log(line).has_value(), "no log line '%s'", line.c_str());
+    bool replaced = wait_until([&] {
+        auto now = d.workers();
+        return now.size() == 2 && std::find(now.begin(), now.end(), victim) == now.end();
+    });
+    D_ASSERT(d, replaced, "killed worker %d not replaced: workers now %s", victim,
+             join(d.workers()).c_str());
+    D_ASSERT(d, !is_gone(d.pid), "master died");
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the replacement: %s", r.error.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+Test(pool, watchdog_kills_a_hung_worker_and_names_its_request, .timeout = 40) {
+    Options o;
+    o.watchdog_timeout = 1;
+    Daemon d = Daemon::prepare(o);
+    write_file(d.path("www/big.bin"), std::string(16u << 20, 'w'));
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+
+    // A download in progress, then the worker serving it hangs (SIGSTOP).
+    int fd = connect_tcp(d.port, 4096);
+    D_ASSERT(d, fd >= 0 && send_all(fd, request("GET", "/big.bin")), "request failed");
+    auto first = recv_some(fd, 5s);
+    D_ASSERT(d, first && !first->empty(), "no response to GET /big.bin");
+    pid_t hung = -1;
+    wait_until([&] { return (hung = worker_serving(d.pid, fd, d.port)) > 0; });
+    D_ASSERT(d, hung > 0, "cannot find the worker serving our connection among %s",
+             join(d.workers()).c_str());
+    D_ASSERT(d, kill(hung, SIGSTOP) == 0, "kill -STOP %d failed", hung);
+
+    std::string needle = "watchdog: worker " + std::to_string(hung) + " made no progress for";
+    auto line = d.wait_log(needle);
+    D_ASSERT(d, line.has_value(), "no log line '%s ...'", needle.c_str());
+    D_ASSERT(d, line->find("on \"GET /big.bin HTTP/1.1\"; killing it") != std::string::npos,
+             "watchdog line does not name the stuck request: '%s'", line->c_str());
+    std::string exited = "worker " + std::to_string(hung) + " exited on signal";
+    D_ASSERT(d, d.wait_log(exited).has_value(), "no log line '%s ...'", exited.c_str());
+    D_ASSERT(d, wait_until([&] { return is_gone(hung); }), "hung worker %d still alive", hung);
+    close(fd);
+    bool replaced = wait_until([&] { return d.workers().size() >= 2; });
+    D_ASSERT(d, replaced, "pool not restored after the watchdog: %s", join(d.workers()).c_str());
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the watchdog: %s", r.error.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+Test(pool, workers_exit_when_the_master_is_killed, .timeout = 30) {
+    // If the master dies without a chance to clean up (kill -9, the OOM
+    // killer), its workers must not live on as orphans holding the port.
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers, have %s", join(d.workers()).c_str());
+    auto workers = d.workers();
+    D_ASSERT(d, d.signal(SIGKILL), "kill -9 master failed");
+    D_ASSERT(d, wait_exit(d.pid, 5s) == 128 + SIGKILL, "master did not die of SIGKILL");
+    bool gone = wait_until([&] {
+        return std::all_of(workers.begin(), workers.end(), [](pid_t w) { return is_gone(w); });
+    }, 5s);
+    std::vector<pid_t> alive;
+    for (pid_t w : workers) {
+        if (!is_gone(w)) alive.push_back(w);
+    }
+    D_ASSERT(d, gone, "workers %s still alive 5 s after the master was killed",
+             join(alive).c_str());
+    NO_SANITIZER_REPORTS();
+}
