@@ -20,12 +20,7 @@ namespace {
 
 [[noreturn]] void wait_for_verdict(Fd read_end)
 {
-    std::string text;
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(read_end.get(), buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-            text.append(buf, size_t(n));
+    std::string text = read_all(read_end.get());
     if (text == "ready")
         std::_Exit(0);
     if (text.empty())
@@ -48,10 +43,7 @@ void redirect_stdio()
 
 Fd detach()
 {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        throw sys_error("pipe");
-    Fd read_end(fds[0]), write_end(fds[1]);
+    auto [read_end, write_end] = make_pipe();
     pid_t pid = ::fork();
     if (pid < 0)
         throw sys_error("fork");
@@ -73,7 +65,7 @@ Fd detach()
         throw sys_error("chdir", "/");
     ::umask(022);
     redirect_stdio();
-    return write_end;
+    return std::move(write_end);
 }
 
 void report(Fd& pipe, bool ok, const std::string& message)

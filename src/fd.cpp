@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
 #include <unistd.h>
 
 namespace preforkd {
@@ -29,6 +30,27 @@ void Fd::reset(int fd) noexcept
     if (fd_ >= 0)
         ::close(fd_);
     fd_ = fd;
+}
+
+Pipe make_pipe()
+{
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+        throw sys_error("pipe");
+    return Pipe{Fd(fds[0]), Fd(fds[1])};
+}
+
+std::string read_all(int fd)
+{
+    std::string text;
+    char buf[1024];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+        if (n > 0)
+            text.append(buf, std::size_t(n));
+        else if (errno != EINTR)
+            break;
+    }
+    return text;
 }
 
 std::string sys_message(const std::string& call, const std::string& object, int err)

@@ -618,10 +618,7 @@ void Master::reopen_logs()
 // the new file is first parsed in a child that may die without harm.
 void Master::validate_in_child() const
 {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0)
-        throw sys_error("pipe");
-    Fd read_end(fds[0]), write_end(fds[1]);
+    auto [read_end, write_end] = make_pipe();
     pid_t pid = ::fork();
     if (pid < 0)
         throw sys_error("fork", "configuration check");
@@ -640,13 +637,7 @@ void Master::validate_in_child() const
         ::_exit(problems.empty() ? 0 : 1);
     }
     write_end.reset();
-    std::string text;
-    char buf[1024];
-    for (ssize_t n; (n = ::read(read_end.get(), buf, sizeof buf)) != 0;)
-        if (n > 0)
-            text.append(buf, std::size_t(n));
-        else if (errno != EINTR)
-            break;
+    std::string text = read_all(read_end.get());
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

@@ -128,9 +128,10 @@ void Worker::start()
     pid_t master = ::getppid();
     slot_.pid.store(::getpid());
     setup_signals();
-    watch_master(master);
     proctitle::set("preforkd: worker process");
     privileges::drop(c_.identity);
+    // After the drop: changing credentials clears the parent-death signal.
+    watch_master(master);
     epoll_ = make_epoll(c_.listeners);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
 }

@@ -32,6 +32,16 @@ private:
     int fd_ = -1;
 };
 
+// Both ends of a close-on-exec pipe.
+struct Pipe {
+    Fd read;
+    Fd write;
+};
+Pipe make_pipe();
+
+// Everything readable from `fd` until EOF (EINTR retried, errors end it).
+std::string read_all(int fd);
+
 // The error for a failed system call: "open(/etc/x) failed: No such file".
 // `call` names the syscall, `object` what it was applied to (may be empty).
 std::system_error sys_error(const std::string& call, const std::string& object,
