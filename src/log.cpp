@@ -6,6 +6,8 @@
 // not interleave.  Nothing here allocates beyond the line itself.
 #include "preforkd/log.hpp"
 
+#include <cstdlib>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -43,11 +45,23 @@ void write_stderr(int priority, const std::string& message)
 
 }  // namespace
 
+// Under systemd, stderr is often the journal itself (JOURNAL_STREAM names
+// its device and inode); a copy there would show every line twice.
+static bool stderr_is_journal()
+{
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    struct stat st;
+    if (!stream || ::fstat(STDERR_FILENO, &st) != 0)
+        return false;
+    std::string mine = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    return mine == stream;
+}
+
 void open(int facility, int max_priority, bool to_stderr)
 {
     ::openlog("preforkd", LOG_PID | LOG_NDELAY, facility);
     g_max_priority = max_priority;
-    g_stderr = to_stderr;
+    g_stderr = to_stderr && !stderr_is_journal();
 }
 
 void configure(int facility, int max_priority)

@@ -21,17 +21,24 @@ std::string g_original;
 
 void move_environment()
 {
-    std::size_t n = 0;
+    std::size_t n = 0, bytes = 0;
     while (environ[n])
-        ++n;
-    char** copy = new char*[n + 1];
+        bytes += std::strlen(environ[n++]) + 1;
+    // One block for all the strings, held by a static: unsetenv() later
+    // drops entries from environ, and the strings must stay reachable.
+    static char** table = new char*[n + 1];
+    static char* block = new char[bytes + 1];
+    char* next = block;
     for (std::size_t i = 0; i < n; ++i) {
+        std::size_t len = std::strlen(environ[i]) + 1;
         if (environ[i] == g_end + 1)
-            g_end = environ[i] + std::strlen(environ[i]);
-        copy[i] = ::strdup(environ[i]);
+            g_end = environ[i] + len - 1;
+        std::memcpy(next, environ[i], len);
+        table[i] = next;
+        next += len;
     }
-    copy[n] = nullptr;
-    environ = copy;   // deliberately never freed: the process needs it to the end
+    table[n] = nullptr;
+    environ = table;
 }
 
 }  // namespace

@@ -1,0 +1,722 @@
+// test_ops.cpp - preforkd managed like any system daemon: `make install`
+// into a staged root (DESTDIR) and `make uninstall`; the systemd units pass
+// `systemd-analyze verify`; the sd_notify protocol a Type=notify unit relies
+// on; socket activation through systemd-socket-activate (PID 1 here is not
+// systemd); the SysV script driving the staged install; logrotate's
+// postrotate reopening the access log under load.
+//
+// The installs run `make -C $PREFORKD_SRCDIR install` with BUILD set to the
+// directory of the binary under test and `-o BUILD/preforkd`, so make never
+// rebuilds (or replaces) the daemon other tests are running, and with STAGE
+// in the test's own directory, so parallel installs do not share files.
+#include <criterion/criterion.h>
+#include <ftw.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include "harness.hpp"
+
+using namespace itest;
+
+TestSuite(ops, .init = setup, .fini = cleanup, .timeout = 120);
+
+namespace {
+
+// ---- paths --------------------------------------------------------------------
+
+std::string absolute(const std::string& path) {
+    if (!path.empty() && path[0] == '/') return path;
+    char cwd[4096];
+    return getcwd(cwd, sizeof cwd) != nullptr ? std::string(cwd) + "/" + path : path;
+}
+
+std::string srcdir() {
+    const char* src = std::getenv("PREFORKD_SRCDIR");
+    return absolute(src != nullptr && *src != '\0' ? src : ".");
+}
+
+// The build directory of the binary under test, absolute: make's BUILD.
+std::string build_dir() {
+    std::string bin = absolute(daemon_binary());
+    return bin.substr(0, bin.rfind('/'));
+}
+
+bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
+
+std::string replace_all(std::string text, const std::string& from, const std::string& to) {
+    for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+    return haystack.find(needle) != std::string::npos;
+}
+
+// "@NAME@" placeholders left in a text ("" if none).  A lone '@' (libconfig's
+// @include, an e-mail address) is not one.
+std::string placeholder_in(const std::string& text) {
+    for (size_t at = text.find('@'); at != std::string::npos; at = text.find('@', at + 1)) {
+        size_t end = at + 1;
+        while (end < text.size() && (std::isupper(static_cast<unsigned char>(text[end])) || text[end] == '_'))
+            ++end;
+        if (end > at + 1 && end < text.size() && text[end] == '@') return text.substr(at, end - at + 1);
+    }
+    return "";
+}
+
+// Every regular file under `root`, as paths relative to it, sorted.
+std::vector<std::string> g_walk;
+size_t g_walk_prefix = 0;
+
+int walk_entry(const char* path, const struct stat*, int type, struct FTW*) {
+    if (type == FTW_F) g_walk.emplace_back(path + g_walk_prefix);
+    return 0;
+}
+
+std::vector<std::string> files_under(const std::string& root) {
+    g_walk.clear();
+    g_walk_prefix = root.size() + 1;
+    nftw(root.c_str(), walk_entry, 16, FTW_PHYS);
+    std::sort(g_walk.begin(), g_walk.end());
+    return g_walk;
+}
+
+std::string list(const std::vector<std::string>& items) {
+    std::string s;
+    for (const auto& i : items) s += "\n  " + i;
+    return s.empty() ? " (none)" : s;
+}
+
+mode_t mode_of(const std::string& path) {
+    struct stat st{};
+    return ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0;
+}
+
+size_t line_count(const std::string& path) { return lines_of(read_file(path)).size(); }
+
+// ---- make install ---------------------------------------------------------------
+
+// What `make install PREFIX=/usr SYSCONFDIR=/etc` puts into DESTDIR, and the mode.
+struct Installed {
+    const char* path;
+    mode_t mode;
+};
+constexpr Installed kInstalled[] = {
+    {"etc/default/preforkd", 0644},
+    {"etc/init.d/preforkd", 0755},
+    {"etc/logrotate.d/preforkd", 0644},
+    {"etc/preforkd/preforkd.conf", 0644},
+    {"etc/preforkd/preforkd.conf.default", 0644},
+    {"lib/systemd/system/preforkd.service", 0644},
+    {"lib/systemd/system/preforkd.socket", 0644},
+    {"usr/sbin/preforkd", 0755},
+    {"usr/share/man/man5/preforkd.conf.5", 0644},
+    {"usr/share/man/man8/preforkd.8", 0644},
+};
+
+// `make TARGET` for a staged install into `dest`; `as` = {uid, gid} to run
+// unprivileged (through setpriv), or {-1, -1}.  The parent make's jobserver
+// does not reach us (the harness closes descriptors), so its flags go too.
+RunResult make_staged(const std::string& target, const std::string& dest, const std::string& work,
+                      std::pair<long, long> as = {-1, -1}) {
+    std::string build = build_dir();
+    std::vector<std::string> argv;
+    if (as.first >= 0)
+        argv = {"/usr/bin/setpriv", "--reuid=" + std::to_string(as.first),
+                "--regid=" + std::to_string(as.second), "--clear-groups"};
+    std::vector<std::string> make = {
+        "/usr/bin/env", "-u", "MAKEFLAGS", "-u", "MFLAGS", "-u", "MAKELEVEL",
+        "make", "--no-print-directory", "-C", srcdir(), target,
+        "DESTDIR=" + dest, "PREFIX=/usr", "SYSCONFDIR=/etc", "BUILD=" + build,
+        "STAGE=" + work + "/stage", "-o", build + "/preforkd"};
+    argv.insert(argv.end(), make.begin(), make.end());
+    return run(argv, work, 90s);
+}
+
+// A staged installation in a fresh temporary directory.
+struct Staged {
+    std::string work, dest;
+    RunResult result;
+    std::string bin() const { return dest + "/usr/sbin/preforkd"; }
+    std::string file(const std::string& rel) const { return dest + "/" + rel; }
+};
+
+Staged stage_install() {
+    Staged s;
+    s.work = make_tempdir();
+    s.dest = s.work + "/root";
+    s.result = make_staged("install", s.dest, s.work);
+    return s;
+}
+
+#define MAKE_ASSERT(r, what)                                                                  \
+    cr_assert((r).status == 0, "%s exited %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what, \
+              (r).status, (r).out.c_str(), (r).err.c_str())
+
+// The quoted strings of the `listen = ( ... );` line of a configuration.
+std::set<std::string> listen_entries(const std::string& conf_text) {
+    std::set<std::string> out;
+    for (const auto& line : lines_of(conf_text)) {
+        size_t b = line.find_first_not_of(" \t");
+        if (b == std::string::npos || line.compare(b, 6, "listen") != 0) continue;
+        for (size_t q = line.find('"'); q != std::string::npos; q = line.find('"', q + 1)) {
+            size_t e = line.find('"', q + 1);
+            if (e == std::string::npos) break;
+            out.insert(line.substr(q + 1, e - q - 1));
+            q = e;
+        }
+    }
+    return out;
+}
+
+// Values of every `Key=` line of a unit file.
+std::vector<std::string> unit_values(const std::string& unit_text, const std::string& key) {
+    std::vector<std::string> out;
+    for (const auto& line : lines_of(unit_text))
+        if (line.rfind(key + "=", 0) == 0) out.push_back(line.substr(key.size() + 1));
+    return out;
+}
+
+// ---- sd_notify ------------------------------------------------------------------
+
+// A bound AF_UNIX datagram socket, as systemd's notify socket.
+int notify_listener(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (fd < 0 || path.size() >= sizeof a.sun_path) return -1;
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// The value of KEY in a notify message ("KEY=VALUE" lines), or nullopt.
+std::optional<std::string> field(const std::string& message, const std::string& key) {
+    for (const auto& line : lines_of(message))
+        if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+    return std::nullopt;
+}
+
+// Collects notify messages into `seen` until one has KEY=VALUE; returns it.
+std::optional<std::string> wait_notify(int fd, const std::string& key, const std::string& value,
+                                       std::vector<std::string>& seen, Duration timeout = kWait) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto left = std::chrono::duration_cast<Duration>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) return std::nullopt;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) continue;
+        std::string message(buf, static_cast<size_t>(n));
+        seen.push_back(message);
+        if (field(message, key) == value) return message;
+    }
+}
+
+std::string joined(const std::vector<std::string>& messages) {
+    std::string s;
+    for (const auto& m : messages) s += "\n  [" + replace_all(m, "\n", " | ") + "]";
+    return s.empty() ? " (none)" : s;
+}
+
+long long monotonic_usec() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+// ---- sanitizers -------------------------------------------------------------------
+
+// For daemons started other than by Daemon::start (through the init script
+// or systemd-socket-activate): sanitizer reports go to files in `dir`, where
+// sanitizer_reports_in() finds them.  Harmless for an uninstrumented build.
+std::vector<std::string> sanitizer_env(const std::string& dir) {
+    auto value = [](const char* name) {
+        const char* v = std::getenv(name);
+        return std::string(v != nullptr ? v : "");
+    };
+    return {"ASAN_OPTIONS=" + value("ASAN_OPTIONS") + ":log_path=" + dir + "/sanitizer",
+            "UBSAN_OPTIONS=" + value("UBSAN_OPTIONS") + ":print_stacktrace=1:log_path=" + dir +
+                "/sanitizer"};
+}
+
+std::string sanitizer_reports_in(const std::string& dir) {
+    std::string found;
+    for (const auto& name : files_under(dir))
+        if (name.rfind("sanitizer", 0) == 0)
+            found += "== " + name + " ==\n" + read_file(dir + "/" + name).substr(0, 3000) + "\n";
+    return found;
+}
+
+// ---- SysV script ----------------------------------------------------------------
+
+// Runs the staged init script with its paths pointed at the staged binary
+// and the test's configuration.  Without `pid_file` the script finds the pid
+// file itself, from the configuration (`preforkd -T`).
+RunResult sysv(const Staged& s, const Daemon& d, const std::string& action,
+               const std::string& pid_file = "") {
+    std::vector<std::string> argv = {"/usr/bin/env", "PREFORKD_DAEMON=" + s.bin(),
+                                     "PREFORKD_CONFIG=" + d.conf,
+                                     "PREFORKD_DEFAULTS=" + s.file("etc/default/preforkd")};
+    for (const auto& var : sanitizer_env(d.dir)) argv.insert(argv.begin() + 1, var);
+    if (!pid_file.empty()) argv.push_back("PREFORKD_PIDFILE=" + pid_file);
+    argv.push_back(s.file("etc/init.d/preforkd"));
+    argv.push_back(action);
+    return run(argv, d.dir, 60s);
+}
+
+#define SYSV_ASSERT(d, r, cond, what)                                                       \
+    D_ASSERT(d, cond, "%s: exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s", what, (r).status, \
+             (r).out.c_str(), (r).err.c_str())
+
+pid_t pid_in(const std::string& pid_file) {
+    return static_cast<pid_t>(std::atol(read_file(pid_file).c_str()));
+}
+
+std::vector<pid_t> sorted(std::vector<pid_t> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+}  // namespace
+
+// ---- make install / uninstall -----------------------------------------------------
+
+Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+
+    for (const Installed& f : kInstalled) {
+        std::string path = s.file(f.path);
+        cr_assert(file_exists(path), "make install did not install %s; installed:%s", f.path,
+                  list(files_under(s.dest)).c_str());
+        cr_assert(mode_of(path) == f.mode, "%s has mode %04o, want %04o", f.path, mode_of(path),
+                  f.mode);
+        if (std::string(f.path) == "usr/sbin/preforkd") continue;
+        std::string left = placeholder_in(read_file(path));
+        cr_assert(left.empty(), "%s still holds the placeholder %s", f.path, left.c_str());
+    }
+    std::string service = read_file(s.file("lib/systemd/system/preforkd.service"));
+    cr_assert(contains(service, "ExecStart=/usr/sbin/preforkd -f"),
+              "preforkd.service does not start /usr/sbin/preforkd -f:\n%s", service.c_str());
+    cr_assert(contains(service, "/etc/preforkd/preforkd.conf"),
+              "preforkd.service does not name /etc/preforkd/preforkd.conf");
+    std::string init = read_file(s.file("etc/init.d/preforkd"));
+    cr_assert(contains(init, "DAEMON=/usr/sbin/preforkd") &&
+                  contains(init, "CONFIG=/etc/preforkd/preforkd.conf") &&
+                  contains(init, "/etc/default/preforkd"),
+              "the init script does not name the installed paths");
+    std::string rotate = read_file(s.file("etc/logrotate.d/preforkd"));
+    cr_assert(contains(rotate, "/usr/sbin/preforkd -s reopen"),
+              "the logrotate snippet does not run /usr/sbin/preforkd -s reopen:\n%s", rotate.c_str());
+    std::string man8 = read_file(s.file("usr/share/man/man8/preforkd.8"));
+    cr_assert(!contains(man8, "/usr/local/sbin/preforkd"),
+              "preforkd.8 installed with PREFIX=/usr still says /usr/local/sbin/preforkd");
+    RunResult version = run({s.bin(), "-V"}, s.work);
+    cr_assert(version.status == 0 && contains(version.out, project_version()),
+              "installed preforkd -V: exit %d '%s'", version.status, version.out.c_str());
+
+    // A second install keeps the administrator's changes.
+    std::string conf = s.file("etc/preforkd/preforkd.conf");
+    std::string changed = read_file(conf) + "# changed by the administrator\n";
+    write_file(conf, changed);
+    RunResult again = make_staged("install", s.dest, s.work);
+    MAKE_ASSERT(again, "second make install");
+    cr_assert(read_file(conf) == changed, "the second make install overwrote the changed %s",
+              conf.c_str());
+    cr_assert(read_file(s.file("etc/preforkd/preforkd.conf.default")) != changed,
+              "preforkd.conf.default holds the administrator's changes");
+
+    // Uninstall removes everything but the changed configuration.
+    RunResult un = make_staged("uninstall", s.dest, s.work);
+    MAKE_ASSERT(un, "make uninstall");
+    std::vector<std::string> left = files_under(s.dest);
+    cr_assert(left == std::vector<std::string>{"etc/preforkd/preforkd.conf"},
+              "after make uninstall, want only the changed etc/preforkd/preforkd.conf; left:%s",
+              list(left).c_str());
+    cr_assert(read_file(conf) == changed, "make uninstall altered the changed configuration");
+}
+
+Test(ops, staged_install_and_uninstall_work_unprivileged, .timeout = 100) {
+    std::pair<long, long> as{-1, -1};
+    if (geteuid() == 0) {
+        passwd* pw = getpwnam("nobody");
+        if (pw == nullptr || !executable("/usr/bin/setpriv"))
+            cr_skip("running as root without nobody or setpriv to drop to");
+        as = {pw->pw_uid, pw->pw_gid};
+    }
+    std::string work = make_tempdir();
+    if (as.first >= 0) {
+        RunResult can = run({"/usr/bin/setpriv", "--reuid=" + std::to_string(as.first),
+                             "--regid=" + std::to_string(as.second), "--clear-groups", "/usr/bin/test",
+                             "-r", srcdir() + "/Makefile", "-a", "-r", absolute(daemon_binary())},
+                            work);
+        if (can.status != 0) cr_skip("nobody cannot read the source tree or the build");
+    }
+    if (as.first >= 0) cr_assert(chown(work.c_str(), as.first, as.second) == 0, "chown %s", work.c_str());
+    std::string dest = work + "/root";
+    RunResult in = make_staged("install", dest, work, as);
+    MAKE_ASSERT(in, "unprivileged make install");
+    for (const Installed& f : kInstalled)
+        cr_assert(file_exists(dest + "/" + f.path), "unprivileged make install did not install %s",
+                  f.path);
+    RunResult un = make_staged("uninstall", dest, work, as);
+    MAKE_ASSERT(un, "unprivileged make uninstall");
+    std::vector<std::string> left = files_under(dest);
+    cr_assert(left.empty(), "make uninstall of an unchanged install left:%s", list(left).c_str());
+}
+
+// ---- systemd ---------------------------------------------------------------------
+
+Test(ops, systemd_units_pass_systemd_analyze_verify, .timeout = 100) {
+    if (!executable("/usr/bin/systemd-analyze")) cr_skip("systemd-analyze is not installed");
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+
+    // verify checks that ExecStart's binary exists: point the units at the
+    // staged one (what /usr/sbin/preforkd will be once installed for real).
+    std::string units = s.work + "/units";
+    make_dir(units);
+    for (const char* name : {"preforkd.service", "preforkd.socket"}) {
+        std::string text = read_file(s.file(std::string("lib/systemd/system/") + name));
+        write_file(units + "/" + name, replace_all(text, "/usr/sbin/preforkd", s.bin()));
+    }
+    RunResult r = run({"/usr/bin/systemd-analyze", "verify", "--man=no", units + "/preforkd.socket",
+                       units + "/preforkd.service"},
+                      s.work, 60s);
+    // verify exits 0 on unknown keys and bad values: its stderr is the verdict.
+    cr_assert(r.status == 0 && r.err.empty() && r.out.empty(),
+              "systemd-analyze verify: exit %d\n--- stdout ---\n%s\n--- stderr ---\n%s", r.status,
+              r.out.c_str(), r.err.c_str());
+
+    std::string service = read_file(units + "/preforkd.service");
+    for (const char* want : {"Type=notify", "KillMode=mixed", "KillSignal=SIGQUIT", "NoNewPrivileges=yes",
+                             "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes"})
+        cr_assert(contains(service, std::string("\n") + want + "\n"), "preforkd.service lacks %s", want);
+    auto pre = unit_values(service, "ExecStartPre");
+    cr_assert(pre.size() == 1 && contains(pre[0], " -t "), "ExecStartPre does not run preforkd -t: %s",
+              pre.empty() ? "(none)" : pre[0].c_str());
+    auto reload = unit_values(service, "ExecReload");
+    cr_assert(reload.size() == 1 && contains(reload[0], " -t ") && contains(reload[0], "-HUP"),
+              "ExecReload does not test the configuration, then send HUP: %s",
+              reload.empty() ? "(none)" : reload[0].c_str());
+    auto stop = unit_values(service, "TimeoutStopSec");
+    cr_assert(stop.size() == 1 && std::atoi(stop[0].c_str()) > 30,
+              "TimeoutStopSec must exceed the default graceful_timeout of 30 s");
+
+    // The socket unit must bind exactly what the default configuration lists.
+    auto streams = unit_values(read_file(units + "/preforkd.socket"), "ListenStream");
+    std::set<std::string> sockets(streams.begin(), streams.end());
+    std::set<std::string> listen = listen_entries(read_file(s.file("etc/preforkd/preforkd.conf")));
+    std::vector<std::string> a(sockets.begin(), sockets.end()), b(listen.begin(), listen.end());
+    cr_assert(sockets == listen, "preforkd.socket ListenStream=%s\ndoes not match listen in preforkd.conf:%s",
+              list(a).c_str(), list(b).c_str());
+}
+
+Test(ops, sd_notify_ready_reloading_stopping, .timeout = 60) {
+    Daemon d = Daemon::prepare();
+    std::string sock = d.path("notify.sock");
+    int fd = notify_listener(sock);
+    cr_assert(fd >= 0, "cannot bind the notify socket %s: %s", sock.c_str(), std::strerror(errno));
+    setenv("NOTIFY_SOCKET", sock.c_str(), 1);
+    bool started = d.start();
+    unsetenv("NOTIFY_SOCKET");
+    D_ASSERT(d, started, "daemon did not become ready");
+
+    std::vector<std::string> seen;
+    auto ready = wait_notify(fd, "READY", "1", seen);
+    D_ASSERT(d, ready.has_value(), "no READY=1 on the notify socket; got:%s", joined(seen).c_str());
+    D_ASSERT(d, field(*ready, "MAINPID") == std::to_string(d.pid),
+             "READY=1 came with MAINPID=%s, want the master %d",
+             field(*ready, "MAINPID").value_or("(none)").c_str(), d.pid);
+    D_ASSERT(d, field(*ready, "STATUS").has_value(), "READY=1 without a STATUS=: [%s]", ready->c_str());
+
+    // A reload: RELOADING=1 stamped with CLOCK_MONOTONIC, then READY=1.
+    long long before = monotonic_usec();
+    seen.clear();
+    D_ASSERT(d, d.signal(SIGHUP), "kill -HUP failed");
+    auto reloading = wait_notify(fd, "RELOADING", "1", seen);
+    D_ASSERT(d, reloading.has_value(), "no RELOADING=1 after SIGHUP; got:%s", joined(seen).c_str());
+    long long stamp = std::atoll(field(*reloading, "MONOTONIC_USEC").value_or("0").c_str());
+    D_ASSERT(d, stamp >= before && stamp <= monotonic_usec(),
+             "RELOADING=1 with MONOTONIC_USEC=%lld, want between %lld and now: [%s]", stamp, before,
+             reloading->c_str());
+    auto again = wait_notify(fd, "READY", "1", seen);
+    D_ASSERT(d, again.has_value(), "no READY=1 after RELOADING=1; got:%s", joined(seen).c_str());
+    D_ASSERT(d, d.wait_log("ready: generation 2").has_value(), "no 'ready: generation 2' in the log");
+
+    // A rejected reload must end the reloading state too, or systemctl
+    // reload would hang until its timeout.
+    std::string good = read_file(d.conf);
+    d.write_config_text("listen = ( \"127.0.0.1:0\" ;\n");
+    seen.clear();
+    D_ASSERT(d, d.signal(SIGHUP), "kill -HUP failed");
+    D_ASSERT(d, wait_notify(fd, "RELOADING", "1", seen).has_value(),
+             "no RELOADING=1 after SIGHUP with a broken configuration; got:%s", joined(seen).c_str());
+    D_ASSERT(d, wait_notify(fd, "READY", "1", seen).has_value(),
+             "no READY=1 after a rejected reload; got:%s", joined(seen).c_str());
+    d.write_config_text(good);
+
+    seen.clear();
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_notify(fd, "STOPPING", "1", seen).has_value(),
+             "no STOPPING=1 after SIGTERM; got:%s", joined(seen).c_str());
+    int status = wait_exit(d.pid, 10s);
+    D_ASSERT(d, status == 0, "master exit status %d after SIGTERM, want 0", status);
+    ::close(fd);
+    NO_SANITIZER_REPORTS();
+}
+
+Test(ops, socket_activation_adopts_the_socket_and_keeps_it_across_reload, .timeout = 60) {
+    if (!executable("/usr/bin/systemd-socket-activate")) cr_skip("systemd-socket-activate is not installed");
+    Options o;
+    int port = free_port();
+    std::string address = "127.0.0.1:" + std::to_string(port);
+    o.listen = {address};
+    Daemon d = Daemon::prepare(o);
+    // systemd-socket-activate binds, waits for the first connection, then
+    // execs preforkd (same pid) with LISTEN_FDS=1 and LISTEN_PID.
+    std::vector<std::string> argv = {"/usr/bin/systemd-socket-activate", "-l", address};
+    for (const auto& var : sanitizer_env(d.dir)) argv.push_back("--setenv=" + var);
+    for (const auto& arg : {daemon_binary(), std::string("-f"), std::string("-c"), d.conf}) argv.push_back(arg);
+    d.pid = spawn(argv, d.log);
+    D_ASSERT(d, d.pid > 0, "cannot spawn systemd-socket-activate");
+    int fd = -1;
+    D_ASSERT(d, wait_until([&] { return (fd = connect_tcp(port)) >= 0 || is_gone(d.pid); }) && fd >= 0,
+             "systemd-socket-activate never listened on %s", address.c_str());
+    D_ASSERT(d, send_all(fd, request("GET", "/x.txt", false)), "send failed");
+    std::string buffer;
+    Response first = read_response(fd, buffer);
+    ::close(fd);
+    D_ASSERT(d, first.ok && first.status == 200 && first.body == "hello from preforkd\n",
+             "the connection that triggered activation: %s '%s'", first.error.c_str(),
+             first.status_line.c_str());
+    D_ASSERT(d, d.wait_log("using the socket passed by systemd for " + address).has_value(),
+             "no log line 'using the socket passed by systemd for %s'", address.c_str());
+    D_ASSERT(d, d.count_log("bind(") == 0, "preforkd bound a socket itself");
+    D_ASSERT(d, cmdline_of(d.pid).rfind("preforkd: master", 0) == 0,
+             "pid %d is not the preforkd master: '%s'", d.pid, cmdline_of(d.pid).c_str());
+    std::string inode = tcp_inode(port, 0, "0A");
+    D_ASSERT(d, !inode.empty() && fd_of_socket(d.pid, inode) == 3,
+             "the master does not hold the passed socket (inode %s) as fd 3", inode.c_str());
+
+    D_ASSERT(d, d.signal(SIGHUP), "kill -HUP failed");
+    D_ASSERT(d, d.wait_log("ready: generation 2").has_value(), "no 'ready: generation 2' after SIGHUP");
+    Response after = http_get(port, "/x.txt");
+    D_ASSERT(d, after.ok && after.status == 200, "GET on %s after the reload: %s '%s'", address.c_str(),
+             after.error.c_str(), after.status_line.c_str());
+    D_ASSERT(d, tcp_inode(port, 0, "0A") == inode && fd_of_socket(d.pid, inode) == 3,
+             "the reload replaced the socket systemd passed (inode %s, now %s)", inode.c_str(),
+             tcp_inode(port, 0, "0A").c_str());
+
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    int status = wait_exit(d.pid, 10s);
+    D_ASSERT(d, status == 0, "master exit status %d after SIGTERM, want 0", status);
+    std::string reports = sanitizer_reports_in(d.dir);
+    D_ASSERT(d, reports.empty(), "sanitizer report:\n%s", reports.c_str());
+}
+
+// ---- SysV init ---------------------------------------------------------------------
+
+Test(ops, sysv_script_starts_reloads_and_stops_the_staged_install, .timeout = 100) {
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+    Options o;
+    int port = free_port();
+    o.listen = {"127.0.0.1:" + std::to_string(port)};
+    Daemon d = Daemon::prepare(o);
+    d.port = port;
+    std::string good = read_file(d.conf);
+
+    RunResult start = sysv(s, d, "start");
+    SYSV_ASSERT(d, start, start.status == 0, "init script start");
+    D_ASSERT(d, file_exists(d.pid_file), "no pid file %s after start (the configuration's pid_file)",
+             d.pid_file.c_str());
+    pid_t master = pid_in(d.pid_file);
+    track(master);
+    D_ASSERT(d, master > 0 && cmdline_of(master).rfind("preforkd: master", 0) == 0,
+             "pid file names %d: '%s'", master, cmdline_of(master).c_str());
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after start: %s '%s'", r.error.c_str(), r.status_line.c_str());
+
+    RunResult status = sysv(s, d, "status");
+    SYSV_ASSERT(d, status, status.status == 0, "status of a running server");
+    RunResult twice = sysv(s, d, "start");
+    SYSV_ASSERT(d, twice, twice.status == 0 && pid_in(d.pid_file) == master,
+                "start of a running server (LSB: 0, same server)");
+
+    // A broken configuration is refused before the master is signalled.
+    // (The pid file is named: the script cannot read it from this
+    // configuration, and must not fail for that reason alone.)
+    auto workers = sorted(children_of(master));
+    d.write_config_text(good + "workers = { max = 0; };\n");
+    RunResult bad = sysv(s, d, "reload", d.pid_file);
+    SYSV_ASSERT(d, bad, bad.status != 0 && contains(bad.err, d.conf + ":"),
+                "reload with a broken configuration (refused, naming the file and line)");
+    D_ASSERT(d, !is_gone(master) && pid_in(d.pid_file) == master, "the master went away");
+    D_ASSERT(d, sorted(children_of(master)) == workers, "workers changed: %s, were %s",
+             join(children_of(master)).c_str(), join(workers).c_str());
+    r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the refused reload: %s", r.error.c_str());
+
+    // A good one is applied: a new generation of workers replaces the old.
+    d.write_config_text(good);
+    RunResult reload = sysv(s, d, "reload");
+    SYSV_ASSERT(d, reload, reload.status == 0, "reload with a good configuration");
+    D_ASSERT(d, wait_until([&] {
+                 auto now = children_of(master);
+                 return !now.empty() && std::none_of(workers.begin(), workers.end(),
+                                                     [](pid_t w) { return !is_gone(w); });
+             }),
+             "no new generation after reload: workers %s, were %s", join(children_of(master)).c_str(),
+             join(workers).c_str());
+    RunResult force = sysv(s, d, "force-reload");
+    SYSV_ASSERT(d, force, force.status == 0, "force-reload");
+    RunResult test = sysv(s, d, "configtest");
+    SYSV_ASSERT(d, test, test.status == 0 && contains(test.out, "configuration ok"), "configtest");
+
+    RunResult restart = sysv(s, d, "restart");
+    SYSV_ASSERT(d, restart, restart.status == 0, "restart");
+    D_ASSERT(d, wait_exit(master, 5s) != -1, "the old master %d outlived restart", master);
+    pid_t second = pid_in(d.pid_file);
+    track(second);
+    D_ASSERT(d, second > 0 && second != master && !is_gone(second), "pid file after restart: '%s'",
+             read_file(d.pid_file).c_str());
+    r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after restart: %s", r.error.c_str());
+
+    RunResult stop = sysv(s, d, "stop");
+    SYSV_ASSERT(d, stop, stop.status == 0, "stop");
+    D_ASSERT(d, wait_exit(second, 5s) != -1, "master %d still running after stop", second);
+    D_ASSERT(d, !file_exists(d.pid_file), "pid file left after stop");
+    D_ASSERT(d, connect_tcp(d.port) < 0, "port %d still accepts after stop", d.port);
+    RunResult stopped = sysv(s, d, "status");
+    SYSV_ASSERT(d, stopped, stopped.status == 3, "status of a stopped server (LSB: 3)");
+    RunResult stop_again = sysv(s, d, "stop");
+    SYSV_ASSERT(d, stop_again, stop_again.status == 0, "stop of a stopped server (LSB: 0)");
+
+    // A pid file whose process is gone: LSB status 1.
+    write_file(d.pid_file, std::to_string(second) + "\n");
+    RunResult dead = sysv(s, d, "status");
+    SYSV_ASSERT(d, dead, dead.status == 1, "status with a stale pid file (LSB: 1)");
+    RunResult usage = sysv(s, d, "bogus");
+    SYSV_ASSERT(d, usage, usage.status == 2 && contains(usage.err, "Usage:"), "unknown action");
+    std::string reports = sanitizer_reports_in(d.dir);
+    D_ASSERT(d, reports.empty(), "sanitizer report:\n%s", reports.c_str());
+}
+
+Test(ops, sysv_script_passes_sh_n_and_shellcheck, .timeout = 60) {
+    std::string work = make_tempdir();
+    std::string script = srcdir() + "/init/preforkd";
+    cr_assert(mode_of(script) & 0100, "%s is not executable", script.c_str());
+    for (const char* shell : {"/bin/sh", "/bin/dash", "/bin/bash"}) {
+        if (!executable(shell)) continue;
+        RunResult n = run({shell, "-n", script}, work);
+        cr_assert(n.status == 0 && n.err.empty(), "%s -n %s: exit %d\n%s", shell, script.c_str(),
+                  n.status, n.err.c_str());
+    }
+    if (!executable("/usr/bin/shellcheck")) cr_skip("shellcheck is not installed");
+    RunResult sc = run({"/usr/bin/shellcheck", "--shell=sh", "--severity=style", script}, work, 60s);
+    cr_assert(sc.status == 0, "shellcheck %s: exit %d\n%s%s", script.c_str(), sc.status, sc.out.c_str(),
+              sc.err.c_str());
+}
+
+// ---- logrotate ----------------------------------------------------------------------
+
+Test(ops, logrotate_under_load_loses_no_line, .timeout = 90) {
+    const std::string logrotate = "/usr/sbin/logrotate";
+    if (!executable(logrotate)) cr_skip("logrotate is not installed");
+    Options o;
+    o.access_log = "logs/access.log";
+    Daemon d = Daemon::prepare(o);
+    make_dir(d.path("logs"));
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, wait_until([&] { return file_exists(d.pid_file); }), "no pid file %s", d.pid_file.c_str());
+    std::string current = d.path("logs/access.log"), rotated = current + ".1";
+
+    // The shipped snippet, pointed at this test's log and daemon.
+    std::string snippet = read_file(srcdir() + "/etc/preforkd.logrotate");
+    D_ASSERT(d, contains(snippet, "/var/log/preforkd/*.log") && contains(snippet, "@SBINDIR@/preforkd -s reopen"),
+             "etc/preforkd.logrotate no longer looks as this test expects:\n%s", snippet.c_str());
+    snippet = replace_all(snippet, "/var/log/preforkd/*.log", d.path("logs/*.log"));
+    snippet = replace_all(snippet, "@SBINDIR@/preforkd -s reopen",
+                          daemon_binary() + " -s reopen -p " + d.pid_file);
+    if (geteuid() != 0 || getgrnam("adm") == nullptr)
+        snippet = replace_all(snippet, "create 0640 root adm", "create");
+    std::string conf = d.path("logrotate.conf");
+    write_file(conf, snippet);
+
+    // A client making one request after another, for at least 2000 requests
+    // and at least 200 after the rotation returned.
+    std::atomic<int> made{0}, failed{0};
+    std::atomic<bool> rotated_flag{false};
+    std::atomic<int> after_rotation{0};
+    std::thread client([&] {
+        while (made < 2000 || after_rotation < 200) {
+            if (made > 20000) break;   // bounded whatever happens
+            Response r = http_get(d.port, "/x.txt");
+            if (!r.ok || r.status != 200) ++failed;
+            ++made;
+            if (rotated_flag) ++after_rotation;
+        }
+    });
+    bool loaded = wait_until([&] { return line_count(current) >= 300; });
+    RunResult rot = loaded ? run({logrotate, "-f", "-s", d.path("logrotate.state"), conf}, d.dir, 30s)
+                           : RunResult{};
+    rotated_flag = true;
+    client.join();
+    D_ASSERT(d, loaded, "the access log never reached 300 lines (%zu)", line_count(current));
+    D_ASSERT(d, rot.status == 0, "logrotate -f: exit %d\n%s%s", rot.status, rot.out.c_str(), rot.err.c_str());
+    D_ASSERT(d, failed == 0, "%d of %d requests failed", failed.load(), made.load());
+    D_ASSERT(d, file_exists(rotated), "logrotate did not rename the log to %s", rotated.c_str());
+    D_ASSERT(d, d.wait_log("reopened " + current).has_value(), "no log line 'reopened %s'", current.c_str());
+
+    // Once the reopen was done and one more request was logged to the new
+    // file, the rotated file never grows again.
+    Response marker = http_get(d.port, "/after-the-reopen");
+    D_ASSERT(d, marker.ok && marker.status == 404, "GET /after-the-reopen: %s '%s'", marker.error.c_str(),
+             marker.status_line.c_str());
+    D_ASSERT(d, wait_until([&] { return contains(read_file(current), "/after-the-reopen"); }),
+             "the request after the reopen is not in the new %s", current.c_str());
+    size_t settled = line_count(rotated);
+    for (int i = 0; i < 50; ++i) {
+        Response r = http_get(d.port, "/x.txt");
+        D_ASSERT(d, r.ok && r.status == 200, "GET after the rotation: %s", r.error.c_str());
+    }
+    int total = made + 1 + 50;
+    bool all = wait_until([&] { return static_cast<int>(line_count(rotated) + line_count(current)) >= total; }, 5s);
+    size_t in_rotated = line_count(rotated), in_current = line_count(current);
+    D_ASSERT(d, in_rotated == settled, "%zu lines went to the rotated file after the reopen",
+             in_rotated - settled);
+    D_ASSERT(d, all && static_cast<int>(in_rotated + in_current) == total,
+             "%d requests but %zu lines in %s and %zu in %s", total, in_rotated, rotated.c_str(), in_current,
+             current.c_str());
+    D_ASSERT(d, in_rotated >= 300 && in_current >= 200, "rotation not under load: %zu rotated, %zu new lines",
+             in_rotated, in_current);
+
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    NO_SANITIZER_REPORTS();
+}
