@@ -106,8 +106,91 @@ std::vector<std::string> child_environment(const std::vector<std::string>& argv,
     return env;
 }
 
+// The guard: a small child of the test process that outlives it.  Every
+// spawned process starts its own process group, and its pid (= pgid) is
+// written to the guard.  If the test process dies without cleanup() (a
+// Criterion .timeout, a crash, the runner killed), the guard reads EOF and
+// kills those groups: a master and its workers, which would otherwise live
+// on as orphans, and removes the temporary directories.  Protocol, one line
+// each: "p PID" (a process group), "d PATH" (a directory), "0" (disarm:
+// cleanup() has done the work).
+pid_t g_guard = -1;
+int g_guard_fd = -1;
+
+void guard_main(int in) {
+    std::vector<pid_t> groups;
+    std::vector<std::string> dirs;
+    std::string pending;
+    char buf[256];
+    for (;;) {
+        ssize_t n = ::read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        pending.append(buf, static_cast<size_t>(n));
+        for (size_t nl; (nl = pending.find('\n')) != std::string::npos; pending.erase(0, nl + 1)) {
+            std::string line = pending.substr(0, nl);
+            if (line == "0") _exit(0);  // disarmed
+            if (line.rfind("p ", 0) == 0) groups.push_back(static_cast<pid_t>(std::atol(line.c_str() + 2)));
+            if (line.rfind("d ", 0) == 0) dirs.push_back(line.substr(2));
+        }
+    }
+    for (pid_t g : groups) {
+        ::kill(-g, SIGKILL);
+        ::kill(g, SIGKILL);
+    }
+    for (const auto& dir : dirs) nftw(dir.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    _exit(0);
+}
+
+void guard_start() {
+    if (g_guard > 0) return;
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = ::open("/dev/null", O_RDWR);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        dup2(p[0], 3);
+        close_range(4, ~0U, 0);
+        ::signal(SIGINT, SIG_IGN);
+        ::signal(SIGTERM, SIG_IGN);
+        ::signal(SIGHUP, SIG_IGN);
+        guard_main(3);
+    }
+    ::close(p[0]);
+    if (pid < 0) {
+        ::close(p[1]);
+        return;
+    }
+    g_guard = pid;
+    g_guard_fd = p[1];
+}
+
+void guard_tell(const std::string& line) {
+    if (g_guard_fd >= 0) (void)!::write(g_guard_fd, (line + "\n").data(), line.size() + 1);
+}
+
+void guard_add(pid_t pid) { guard_tell("p " + std::to_string(pid)); }
+
+void guard_stop() {
+    if (g_guard_fd >= 0) {
+        (void)!::write(g_guard_fd, "0\n", 2);
+        ::close(g_guard_fd);
+        g_guard_fd = -1;
+    }
+    if (g_guard > 0) {
+        int st;
+        auto deadline = Clock::now() + 2s;
+        while (waitpid(g_guard, &st, WNOHANG) == 0 && Clock::now() < deadline) pause_briefly(2ms);
+        g_guard = -1;
+    }
+}
+
 pid_t spawn_io(const std::vector<std::string>& argv, const std::string& out_path,
                const std::string& err_path) {
+    guard_start();
     become_subreaper();
     std::vector<std::string> env_strings = child_environment(argv, out_path);
     std::vector<char*> envp;
@@ -126,6 +209,7 @@ pid_t spawn_io(const std::vector<std::string>& argv, const std::string& out_path
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent) _exit(127);
+        setpgid(0, 0);  // its own group, for the guard
         if (in < 0 || out < 0 || err < 0) _exit(126);
         dup2(in, 0);
         dup2(out, 1);
@@ -143,7 +227,11 @@ pid_t spawn_io(const std::vector<std::string>& argv, const std::string& out_path
     if (in >= 0) ::close(in);
     if (err >= 0 && err != out) ::close(err);
     if (out >= 0) ::close(out);
-    if (pid > 0) g_pids.push_back(pid);
+    if (pid > 0) {
+        setpgid(pid, pid);  // also here: no race with guard_add / an early kill
+        g_pids.push_back(pid);
+        guard_add(pid);
+    }
     return pid;
 }
 
@@ -227,6 +315,7 @@ void cleanup() {
         pause_briefly(5ms);
     }
     g_pids.clear();
+    guard_stop();
     for (const auto& dir : g_dirs) nftw(dir.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     g_dirs.clear();
     g_sanitizer_dirs.clear();
@@ -239,6 +328,8 @@ std::string make_tempdir() {
     if (mkdtemp(tmpl) == nullptr) return "";
     ::chmod(tmpl, 0755);
     g_dirs.push_back(tmpl);
+    guard_start();
+    guard_tell(std::string("d ") + tmpl);
     return tmpl;
 }
 
@@ -737,7 +828,9 @@ std::string sanitizer_findings() {
 }
 
 void track(pid_t pid) {
-    if (pid > 0) g_pids.push_back(pid);
+    if (pid <= 0) return;
+    g_pids.push_back(pid);
+    guard_add(pid);  // a daemonized master leads its own session and group
 }
 
 std::string format(const char* fmt, ...) {

@@ -10,7 +10,11 @@
 // calls itest::cleanup(), which kills and reaps every process by pid (and
 // their children: the test process is a child subreaper, so orphaned workers
 // and double-forked daemons end up as our children) and removes the
-// temporary directories.
+// temporary directories.  Should the test process die without its .fini (a
+// Criterion .timeout, a crash), a small guard process it forked kills the
+// process groups of everything spawned (each spawn leads its own group) and
+// removes the directories.  Sanitizer reports of the daemon (ASan/UBSan
+// log_path files beside its output) fail the test via NO_SANITIZER_REPORTS().
 //
 // Every wait polls a readiness signal (the daemon's log file, a socket, /proc,
 // the pid file) with a bounded timeout; nothing sleeps as synchronisation.
@@ -67,7 +71,8 @@ std::string tail(const std::string& path, int n = 40);
 // ---- processes --------------------------------------------------------------
 
 // fork+exec argv[0] with argv; stdin from /dev/null; stdout and stderr
-// appended to `output_file`; PR_SET_PDEATHSIG(SIGKILL); every other
+// appended to `output_file`; PR_SET_PDEATHSIG(SIGKILL); its own process
+// group (known to the guard); every other
 // descriptor closed; default signal dispositions and an empty mask.  The pid
 // is registered for cleanup().
 pid_t spawn(const std::vector<std::string>& argv, const std::string& output_file);
