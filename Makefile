@@ -17,7 +17,8 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 CXX        ?= g++
 PKGS       := libconfig++
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-types
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-types \
+              clang mandoc
 
 BUILD      ?= build
 SANITIZE   ?=
@@ -35,7 +36,9 @@ PF_FLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-DEPS_OK    := $(shell pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null && [ -r /etc/mime.types ] && echo yes)
+HAVE_DEPS  := pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null \
+              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -55,7 +58,7 @@ INTEG_OBJS := $(INTEG_SRCS:%.cpp=$(BUILD)/%.o)
 all: $(BUILD)/preforkd
 
 deps:
-	@if pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null && [ -r /etc/mime.types ]; then \
+	@if $(HAVE_DEPS); then \
 	    echo "build dependencies present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "installing build dependencies: $(DEB_DEPS)"; \
@@ -103,6 +106,7 @@ check-sanitize:
 check:
 	$(MAKE) --no-print-directory check-unit check-integration
 	$(MAKE) --no-print-directory check-sanitize
+	$(MAKE) --no-print-directory fuzz-corpus-check
 
 # Installed files name real paths: @SBINDIR@-style placeholders in units,
 # scripts and configs, the default paths in the man pages.

@@ -61,7 +61,8 @@ constexpr std::string_view kWorkerKeys[] = {"start",        "min_spare",        
 constexpr std::string_view kHttpKeys[] = {
     "root",           "index",       "autoindex",       "keepalive_timeout", "keepalive_requests",
     "header_timeout", "send_timeout", "max_header_size", "max_headers",      "server_tokens",
-    "mime_types",     "default_type"};
+    "mime_types",     "default_type", "follow_symlinks", "gzip_static",      "max_ranges",
+    "max_discard_body"};
 constexpr std::string_view kLogKeys[] = {"level", "syslog_facility", "access_log", "access_format"};
 
 struct Group {
@@ -604,6 +605,10 @@ void Loader::load_http(const Setting& g)
     read_int(g, "max_header_size", h.max_header_size, 1024, 1048576);
     read_int(g, "max_headers", h.max_headers, 1, 10000);
     read_bool(g, "server_tokens", h.server_tokens);
+    read_bool(g, "follow_symlinks", h.follow_symlinks);
+    read_bool(g, "gzip_static", h.gzip_static);
+    read_int(g, "max_ranges", h.max_ranges, 0, 1000);
+    read_int(g, "max_discard_body", h.max_discard_body, 0, 1LL << 30);
     read_path(g, "mime_types", h.mime_types, false);
     read_string(g, "default_type", h.default_type, false);
     // It goes into every Content-Type header as it is.
@@ -916,6 +921,10 @@ void dump_http(std::ostream& o, const Http& h)
       << "  max_header_size = " << h.max_header_size << ";\n"
       << "  max_headers = " << h.max_headers << ";\n"
       << "  server_tokens = " << bool_literal(h.server_tokens) << ";\n"
+      << "  follow_symlinks = " << bool_literal(h.follow_symlinks) << ";\n"
+      << "  gzip_static = " << bool_literal(h.gzip_static) << ";\n"
+      << "  max_ranges = " << h.max_ranges << ";\n"
+      << "  max_discard_body = " << h.max_discard_body << ";\n"
       << "  mime_types = " << literal(h.mime_types) << ";\n"
       << "  default_type = " << literal(h.default_type) << ";\n"
       << "};\n";

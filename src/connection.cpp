@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "preforkd/http/body.hpp"
 #include "preforkd/log.hpp"
 
 namespace preforkd::connection {
@@ -88,13 +89,12 @@ bool send_bytes(Conn& c, const char* data, std::size_t size, bool more)
     return true;
 }
 
-bool send_file(Conn& c, http::Response& r)
+// Sends `left` bytes of `file` from `offset` with sendfile(2).
+bool send_range(Conn& c, int file, off_t offset, std::uint64_t left)
 {
-    off_t offset = r.file_offset;
-    std::uint64_t left = r.file_length;
     while (left > 0) {
         std::size_t chunk = left > (1u << 20) ? (1u << 20) : std::size_t(left);
-        ssize_t n = ::sendfile(c.fd, r.file.get(), &offset, chunk);
+        ssize_t n = ::sendfile(c.fd, file, &offset, chunk);
         if (n > 0) {
             left -= std::uint64_t(n);
             scoreboard::progress(*c.env.slot);
@@ -117,17 +117,34 @@ bool send_file(Conn& c, http::Response& r)
     return true;
 }
 
+// multipart/byteranges: each part's header text, then its range of the file.
+bool send_parts(Conn& c, const http::Response& r)
+{
+    for (std::size_t i = 0; i < r.parts.size(); ++i) {
+        const http::FilePart& p = r.parts[i];
+        bool more = p.length > 0 || i + 1 < r.parts.size();
+        if (!send_bytes(c, p.text.data(), p.text.size(), more))
+            return false;
+        if (p.length > 0 && !send_range(c, r.file.get(), p.offset, p.length))
+            return false;
+    }
+    return true;
+}
+
 bool send_response(Conn& c, http::Response& r)
 {
     scoreboard::set_state(*c.env.slot, State::writing);
     bool file = r.file.valid() && r.file_length > 0;
-    if (!file && !r.body.empty()) {
+    bool parts = r.file.valid() && !r.parts.empty();
+    if (!file && !parts && !r.body.empty()) {
         std::string whole = r.head + r.body;   // one segment for small bodies
         return send_bytes(c, whole.data(), whole.size(), false);
     }
-    if (!send_bytes(c, r.head.data(), r.head.size(), file))
+    if (!send_bytes(c, r.head.data(), r.head.size(), file || parts))
         return false;
-    return !file || send_file(c, r);
+    if (file)
+        return send_range(c, r.file.get(), r.file_offset, r.file_length);
+    return !parts || send_parts(c, r);
 }
 
 void log_request(Conn& c, const http::Request* req, std::string_view line, int status,
@@ -206,6 +223,30 @@ void compact(Conn& c)
     }
 }
 
+// Skips the body of `req`, which nothing reads, so that the next request is
+// parsed from its own first byte.  False - the connection must end - when
+// the body is malformed, over limits.max_discard_body, or does not arrive
+// within header_timeout.
+bool discard_body(Conn& c, const http::Request& req)
+{
+    http::BodyDiscarder body(req, c.settings.limits.max_discard_body);
+    std::int64_t deadline = scoreboard::now_ms() + c.settings.header_timeout_ms;
+    scoreboard::set_state(*c.env.slot, State::reading);
+    for (;;) {
+        http::DiscardResult d = body.feed(std::string_view(c.buffer).substr(c.start));
+        c.start += d.consumed;
+        if (d.state == http::DiscardState::done)
+            return true;
+        if (d.state == http::DiscardState::error) {
+            log::info(std::string(d.reason) + " from " + c.remote + "; closing");
+            return false;
+        }
+        compact(c);
+        if (read_more(c, false, deadline) != Read::more)
+            return false;
+    }
+}
+
 // Serves one request if a head can be read; false ends the connection.
 bool serve_one(Conn& c)
 {
@@ -247,12 +288,16 @@ bool serve_one(Conn& c)
     ++c.requests;
     scoreboard::set_text(c.env.slot->request, req.request_line);
     c.env.slot->requests.fetch_add(1, std::memory_order_relaxed);
+    // A Content-Length the discarder would refuse anyway: say so now.
     bool close = !req.wants_keep_alive() || quitting(c.env) ||
-                 c.requests >= c.settings.keepalive_requests;
-    http::Response resp = http::respond(req, c.site, close);
+                 c.requests >= c.settings.keepalive_requests ||
+                 req.content_length > c.settings.limits.max_discard_body;
+    http::Response resp = http::respond(req, c.site, close, http::UnreadBody::discard);
     bool sent = send_response(c, resp);
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started);
-    return sent && !resp.close && !close;
+    if (!sent || resp.close || close)
+        return false;
+    return !req.has_body() || discard_body(c, req);
 }
 
 }  // namespace

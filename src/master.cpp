@@ -69,6 +69,7 @@ connection::Settings settings_of(const config::Config& c)
     connection::Settings s;
     s.limits.max_header_size = std::size_t(c.http.max_header_size);
     s.limits.max_headers = std::size_t(c.http.max_headers);
+    s.limits.max_discard_body = std::uint64_t(c.http.max_discard_body);
     s.keepalive_timeout_ms = c.http.keepalive_timeout * 1000;
     s.keepalive_requests = c.http.keepalive_requests;
     s.header_timeout_ms = c.http.header_timeout * 1000;
@@ -91,6 +92,9 @@ http::Site make_site(const config::Config& config, const http::MimeMap& mime)
     site.index = config.http.index;
     site.autoindex = config.http.autoindex;
     site.server_tokens = config.http.server_tokens;
+    site.follow_symlinks = config.http.follow_symlinks;
+    site.gzip_static = config.http.gzip_static;
+    site.max_ranges = std::size_t(config.http.max_ranges);
     site.mime = &mime;
     site.default_type = config.http.default_type;
     return site;

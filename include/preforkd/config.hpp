@@ -46,6 +46,10 @@ struct Http {
     int max_header_size = 8192;
     int max_headers = 100;
     bool server_tokens = false;
+    bool follow_symlinks = false;  // symlinks may lead outside root
+    bool gzip_static = false;      // serve file.gz to clients accepting gzip
+    int max_ranges = 64;           // ranges in one request, 0 = ranges off
+    int max_discard_body = 65536;  // bytes of a refused request's body skipped
     std::string mime_types = "/etc/mime.types";
     std::string default_type = "application/octet-stream";
 };

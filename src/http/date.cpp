@@ -83,7 +83,9 @@ bool imf_fixdate(Cursor c, Fields& f)
 }
 
 // "Sunday, 06-Nov-94 08:49:37 GMT".  A two-digit year more than 50 years
-// in the future means the previous century (RFC 9110 5.6.7).
+// in the future means the previous century (RFC 9110 5.6.7); the window is
+// the 100 years ending 50 years from now, so that from 2051 on "05" reads
+// as 2105 rather than 2005, a century back.
 bool rfc850_date(Cursor c, Fields& f)
 {
     int wday, yy;
@@ -97,6 +99,7 @@ bool rfc850_date(Cursor c, Fields& f)
     int this_year = tm_now.tm_year + 1900;
     f.year = this_year - this_year % 100 + yy;
     if (f.year > this_year + 50) f.year -= 100;
+    if (f.year <= this_year - 50) f.year += 100;
     return true;
 }
 

@@ -18,10 +18,18 @@
 // before the colon, Content-Length with Transfer-Encoding, repeated
 // Content-Length or Host - is a 400 and a closed connection.  Rejected: the
 // RFC 9112 leniency of accepting bare LF as a line end.
+//
+// The head's last step records what the rest of the server must not work
+// out again: the body framing (content_length, chunked) that BodyDiscarder
+// needs to skip a body, and the effective host, which for an absolute-form
+// target is the target's authority and overrides Host (RFC 9112 3.2.2).
 #include "preforkd/http/request.hpp"
 
 #include <array>
+#include <charconv>
 #include <optional>
+
+#include "preforkd/http/fields.hpp"
 
 namespace preforkd::http {
 namespace {
@@ -51,30 +59,19 @@ bool is_token(std::string_view s) noexcept
     return true;
 }
 
-bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
-
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
-std::string_view trim(std::string_view s) noexcept
+// Host, or the authority of an absolute-form target: reg-name or IP-literal
+// with an optional port.  Only the characters are checked; an empty Host is
+// allowed (RFC 9112 3.2 - a client with no authority to name sends one).
+bool valid_host(std::string_view h) noexcept
 {
-    while (!s.empty() && is_blank(s.front())) s.remove_prefix(1);
-    while (!s.empty() && is_blank(s.back())) s.remove_suffix(1);
-    return s;
-}
-
-// Calls fn(token) for each element of a comma-separated list, trimmed and
-// with empty elements skipped (RFC 9110 5.6.1).  Stops when fn returns true.
-template <typename Fn>
-bool any_list_element(std::string_view list, Fn fn)
-{
-    while (!list.empty()) {
-        std::size_t comma = list.find(',');
-        std::string_view item = trim(list.substr(0, comma));
-        if (!item.empty() && fn(item)) return true;
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
+    static constexpr std::string_view extra = "-._~!$&'()*+,;=:[]%";
+    for (char c : h) {
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && extra.find(c) == std::string_view::npos) return false;
     }
-    return false;
+    return true;
 }
 
 // ---- lines ---------------------------------------------------------------
@@ -107,6 +104,7 @@ LineStatus take_line(std::string_view data, std::size_t pos, Line& line)
 
 struct RequestLine {
     std::string_view text, method, target, path, query;
+    std::string_view authority;   // of an absolute-form target, else empty
     int major = 1, minor = 1;
 };
 
@@ -130,7 +128,8 @@ Outcome parse_version(std::string_view v, RequestLine& rl)
 }
 
 // absolute-form "http://host/path?q": the path is what we serve; the
-// authority must be present and carry no userinfo.
+// authority must be present, be a valid host, and carry no userinfo (RFC
+// 9110 4.2.4 forbids it in http URIs; it is a phishing device).
 Outcome split_absolute(std::string_view target, RequestLine& rl)
 {
     std::size_t colon = target.find("://");
@@ -140,8 +139,10 @@ Outcome split_absolute(std::string_view target, RequestLine& rl)
     std::string_view rest = target.substr(colon + 3);
     std::size_t end = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, end);
-    if (authority.empty() || authority.find('@') != std::string_view::npos)
+    if (authority.empty() || authority.find('@') != std::string_view::npos ||
+        !valid_host(authority))
         return Error{400, "bad authority in request-target"};
+    rl.authority = authority;
     rl.path = end == std::string_view::npos ? std::string_view() : rest.substr(end);
     return std::nullopt;
 }
@@ -194,14 +195,14 @@ bool valid_value_char(unsigned char c) noexcept
 
 Outcome split_header(std::string_view line, std::string_view& name, std::string_view& value)
 {
-    if (is_blank(line.front())) return Error{400, "obsolete line folding"};
+    if (is_ows(line.front())) return Error{400, "obsolete line folding"};
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) return Error{400, "header line without colon"};
     name = line.substr(0, colon);
     if (name.empty()) return Error{400, "empty header name"};
-    if (is_blank(name.back())) return Error{400, "whitespace before colon"};
+    if (is_ows(name.back())) return Error{400, "whitespace before colon"};
     if (!is_token(name)) return Error{400, "invalid header name"};
-    value = trim(line.substr(colon + 1));
+    value = trim_ows(line.substr(colon + 1));
     for (unsigned char c : value)
         if (!valid_value_char(c)) return Error{400, "control character in header value"};
     return std::nullopt;
@@ -217,17 +218,6 @@ bool is_digits(std::string_view s) noexcept
     return true;
 }
 
-// Host: reg-name or IP-literal with an optional port; empty is allowed.
-bool valid_host(std::string_view h) noexcept
-{
-    static constexpr std::string_view extra = "-._~!$&'()*+,;=:[]%";
-    for (char c : h) {
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && extra.find(c) == std::string_view::npos) return false;
-    }
-    return true;
-}
-
 // Transfer-Encoding decides the body length, so its last coding must be
 // chunked (RFC 9112 6.3); HTTP/1.0 has no chunked coding at all.
 Outcome check_transfer_encoding(const Request& r, std::string_view te)
@@ -239,11 +229,12 @@ Outcome check_transfer_encoding(const Request& r, std::string_view te)
     return std::nullopt;
 }
 
-// Framing and Host rules that need all header fields.
-Outcome check_head(const Request& r)
+// Framing and Host rules that need all header fields; on success the body's
+// framing is recorded in `r`.
+Outcome check_head(Request& r)
 {
     int hosts = 0, lengths = 0, encodings = 0;
-    std::string_view te;
+    std::string_view te, length;
     for (const Header& h : r.headers) {
         if (iequals(h.name, "Host")) {
             if (++hosts > 1) return Error{400, "more than one Host"};
@@ -251,6 +242,7 @@ Outcome check_head(const Request& r)
         } else if (iequals(h.name, "Content-Length")) {
             if (++lengths > 1) return Error{400, "duplicate Content-Length"};
             if (!is_digits(h.value)) return Error{400, "invalid Content-Length"};
+            length = h.value;
         } else if (iequals(h.name, "Transfer-Encoding")) {
             if (++encodings > 1) return Error{400, "duplicate Transfer-Encoding"};
             te = h.value;
@@ -260,7 +252,30 @@ Outcome check_head(const Request& r)
     if (encodings)
         if (Outcome e = check_transfer_encoding(r, te)) return e;
     if (hosts == 0 && r.version_minor == 1) return Error{400, "missing Host"};
+    r.chunked = encodings > 0;
+    // is_digits allowed at most 18 digits, so this cannot overflow.
+    std::from_chars(length.data(), length.data() + length.size(), r.content_length);
     return std::nullopt;
+}
+
+// RFC 9112 3.2.2: an origin server ignores Host when the target is in
+// absolute-form and uses the target's authority.  Host is overwritten (or,
+// in HTTP/1.0 where it may be absent, added) so that nothing downstream can
+// read the disagreeing value; check_head has already validated the original.
+void settle_host(Request& r, std::string_view authority)
+{
+    if (authority.empty()) {
+        r.host = r.header("Host");
+        return;
+    }
+    r.host = authority;
+    for (Header& h : r.headers) {
+        if (iequals(h.name, "Host")) {
+            h.value = r.host;
+            return;
+        }
+    }
+    r.headers.push_back(Header{"Host", r.host});
 }
 
 // ---- the walk ------------------------------------------------------------
@@ -351,6 +366,7 @@ ParseResult parse(std::string_view data, const Limits& limits, Request& out)
     }
     fill(w, window, out);
     if (Outcome e = check_head(out)) return fail(*e);
+    settle_host(out, w.rl.authority);
     ParseResult r;
     r.state = ParseState::complete;
     r.consumed = w.end;

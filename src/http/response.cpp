@@ -117,6 +117,7 @@ Response finish_response(const Exchange& x, Response r)
         r.file.reset();
         r.file_offset = 0;
         r.file_length = 0;
+        r.parts.clear();
     }
     return r;
 }

@@ -19,10 +19,17 @@
 // is canonicalised on every request rather than cached, so that the common
 // "root is a symlink to the current release" deployment switches atomically.
 //
-// Conditional requests follow RFC 9110 13.2.2: If-None-Match, else
-// If-Modified-Since, decides a 304 before any Range is looked at.  Only one
-// byte range is served; a multi-range request gets the whole file, which
-// RFC 9110 14.2 allows.
+// With follow_symlinks the realpath(3) check against the root is skipped, so
+// a symlink may lead anywhere; ".." still cannot, since it was removed
+// lexically before the file system was asked anything.
+//
+// A file is answered through its Representation: the file or, with
+// gzip_static, "name.gz" beside it, with the validators of whichever is
+// sent.  Preconditions (conditional.cpp, RFC 9110 13.2.2 order) decide 412
+// or 304 before the Range is looked at; the Range (range.cpp) gives 200,
+// 206 with one part, 206 multipart/byteranges, or 416.  Multipart bodies
+// are described as parts of the open file, not copied into memory, so
+// the loop still sends every byte of a file with sendfile(2).
 #include "preforkd/http/static_file.hpp"
 
 #include <algorithm>
@@ -32,12 +39,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <optional>
 #include <sys/stat.h>
 
 #include "preforkd/http/autoindex.hpp"
+#include "preforkd/http/conditional.hpp"
 #include "preforkd/http/date.hpp"
+#include "preforkd/http/encoding.hpp"
+#include "preforkd/http/fields.hpp"
 #include "preforkd/http/mime.hpp"
 #include "preforkd/http/path.hpp"
+#include "preforkd/http/range.hpp"
 #include "preforkd/http/response.hpp"
 
 namespace preforkd::http {
@@ -79,17 +91,33 @@ Method classify(std::string_view method)
     return it != kMethods.end() && it->name == method ? it->kind : Method::unknown;
 }
 
-// The loop does not read bodies yet: one left in the buffer would be parsed
-// as the next request, so such a connection is closed after the answer.
-bool carries_body(const Request& r)
+// Expect: 100-continue announces a body the client may hold back until it
+// hears from us.
+bool expects_continue(const Request& r)
 {
-    if (r.has_header("Transfer-Encoding")) return true;
-    return r.header("Content-Length").find_first_not_of('0') != std::string_view::npos;
+    auto is_continue = [](std::string_view e) { return iequals(e, "100-continue"); };
+    for (const Header& h : r.headers)
+        if (iequals(h.name, "Expect") && any_list_element(h.value, is_continue)) return true;
+    return false;
 }
+
+// See UnreadBody in static_file.hpp.
+bool body_forces_close(const Request& r, UnreadBody body)
+{
+    if (!r.has_body()) return false;
+    return body == UnreadBody::close_connection || expects_continue(r);
+}
+
+struct Root {
+    const std::string& path;   // as configured
+    std::string real;          // canonical, symlinks resolved; set by serve()
+    bool confine = true;       // refuse what resolves outside `real`
+};
 
 struct Context {
     const Request& req;
     Exchange x;
+    Root root;
 };
 
 Response fail(const Context& c, int status)
@@ -103,11 +131,6 @@ struct Resolved {
     int status = 0;   // 0: fd and st describe the file; else an HTTP status
     Fd fd;
     struct stat st {};
-};
-
-struct Root {
-    const std::string& path;   // as configured
-    std::string real;          // canonical, symlinks resolved
 };
 
 int status_for_errno(int err) noexcept
@@ -159,7 +182,7 @@ Resolved resolve(const Root& root, const std::string& url_path)
 {
     std::string real;
     if (!canonical(root.path + url_path, real)) return refused(status_for_errno(errno));
-    if (!beneath(real, root.real)) return refused(403);
+    if (root.confine && !beneath(real, root.real)) return refused(403);
     Resolved res;
     if (stat(real.c_str(), &res.st) != 0) return refused(status_for_errno(errno));
     if (!servable(res.st)) return refused(403);
@@ -169,127 +192,89 @@ Resolved resolve(const Root& root, const std::string& url_path)
     return res;
 }
 
-// ---- validators and conditions ------------------------------------------
+// ---- the representation ----------------------------------------------------
 
-struct Validators {
-    std::string etag;            // "inode-size-mtime_ns", hex, quoted
+// What a GET or HEAD of a file is answered with: the file itself or, with
+// gzip_static, its precompressed sibling, and the fields that describe it.
+struct Representation {
+    Resolved file;
+    std::string type;            // Content-Type, from the name that was asked for
+    bool gzip = false;           // `file` is "name.gz": Content-Encoding: gzip
+    bool varies = false;         // a "name.gz" exists: the answer depends on Accept-Encoding
+    std::string etag;            // strong, quoted
     std::string last_modified;   // IMF-fixdate
+
+    std::uint64_t size() const noexcept { return static_cast<std::uint64_t>(file.st.st_size); }
+    time_t mtime() const noexcept { return file.st.st_mtime; }
 };
 
-Validators validators(const struct stat& st)
+// "inode-size-mtime_ns" in hex: it changes whenever the file does.  The gzip
+// variant gets a suffix of its own: were "a.gz" a hard link to "a" (one
+// inode), the two representations would otherwise share a validator while
+// differing in Content-Encoding, and a cache could answer one with the other.
+std::string make_etag(const struct stat& st, bool gzip)
 {
     std::uint64_t mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
                              static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "\"",
+    char buf[80];
+    std::snprintf(buf, sizeof buf, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s\"",
                   static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_size),
-                  mtime_ns);
-    return Validators{buf, format_http_date(st.st_mtime)};
+                  mtime_ns, gzip ? "-gz" : "");
+    return buf;
 }
 
-std::string_view trim(std::string_view s) noexcept
+// "name.gz" goes through the same resolve() gate as a requested path (beneath
+// the root unless follow_symlinks, a regular file); anything else about it
+// - missing, refused, a directory - is as if it were not there.
+std::optional<Resolved> gzip_sibling(const Context& c, const std::string& url_path)
 {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
+    if (!c.x.site.gzip_static) return std::nullopt;
+    Resolved gz = resolve(c.root, url_path + ".gz");
+    if (gz.status != 0 || !S_ISREG(gz.st.st_mode)) return std::nullopt;
+    return gz;
 }
 
-// If-None-Match uses the weak comparison (RFC 9110 13.1.2): W/ is ignored.
-bool etag_listed(std::string_view list, std::string_view etag)
+// The sibling's existence alone makes the answer vary, so the identity
+// response says "Vary: Accept-Encoding" too: a shared cache must not hand
+// it to a client that would have got the gzip one, or the reverse.
+Representation represent(const Context& c, const std::string& url_path, Resolved& plain)
 {
-    if (trim(list) == "*") return true;
-    while (!list.empty()) {
-        std::size_t comma = list.find(',');
-        std::string_view tag = trim(list.substr(0, comma));
-        if (tag.starts_with("W/")) tag.remove_prefix(2);
-        if (tag == etag) return true;
-        if (comma == std::string_view::npos) break;
-        list.remove_prefix(comma + 1);
-    }
-    return false;
+    Representation rep;
+    std::optional<Resolved> gz = gzip_sibling(c, url_path);
+    rep.varies = gz.has_value();
+    rep.gzip = rep.varies && accepts_gzip(c.req);
+    rep.file = std::move(rep.gzip ? *gz : plain);
+    rep.type = content_type(c.x.site, url_path.substr(url_path.rfind('/') + 1));
+    rep.etag = make_etag(rep.file.st, rep.gzip);
+    rep.last_modified = format_http_date(rep.mtime());
+    return rep;
 }
 
-// A present If-None-Match decides alone; If-Modified-Since is only looked
-// at without it, and an unparsable date is ignored (RFC 9110 13.1.3).
-bool not_modified(const Request& req, const struct stat& st, const std::string& etag)
+// The validators and Vary, which a 304 must repeat from the 200 it stands
+// for (RFC 9110 15.4.5).
+void add_validators(Response& r, const Representation& rep)
 {
-    bool asked = false, listed = false;
-    for (const Header& h : req.headers) {
-        if (!iequals(h.name, "If-None-Match")) continue;
-        asked = true;
-        listed = listed || etag_listed(h.value, etag);
-    }
-    if (asked) return listed;
-    if (!req.has_header("If-Modified-Since")) return false;
-    std::optional<time_t> since = parse_http_date(req.header("If-Modified-Since"));
-    return since && st.st_mtime <= *since;
+    add_header(r, "Last-Modified", rep.last_modified);
+    add_header(r, "ETag", rep.etag);
+    if (rep.varies) add_header(r, "Vary", "Accept-Encoding");
 }
 
-// If-Range: a strong ETag must match exactly, a date must be the exact
-// Last-Modified; otherwise the Range is ignored and the whole file sent.
-bool if_range_holds(const Request& req, const struct stat& st, const std::string& etag)
+void add_content_fields(Response& r, const Representation& rep, std::string_view type,
+                        std::uint64_t length)
 {
-    if (!req.has_header("If-Range")) return true;
-    std::string_view v = req.header("If-Range");
-    if (v.starts_with("\"")) return v == etag;
-    if (v.starts_with("W/")) return false;
-    std::optional<time_t> t = parse_http_date(v);
-    return t && *t == st.st_mtime;
-}
-
-// ---- ranges ---------------------------------------------------------------
-
-struct Span {
-    std::uint64_t first = 0, length = 0;
-};
-
-enum class RangeAnswer { whole, partial, unsatisfiable };
-
-bool parse_u64(std::string_view s, std::uint64_t& out)
-{
-    if (s.empty() || s.size() > 18) return false;
-    out = 0;
-    for (char c : s) {
-        if (c < '0' || c > '9') return false;
-        out = out * 10 + static_cast<std::uint64_t>(c - '0');
-    }
-    return true;
-}
-
-// One "bytes=first-last" / "bytes=first-" / "bytes=-suffix" against `size`.
-// What we cannot or need not honour (other units, bad syntax, several
-// ranges) is ignored, which RFC 9110 14.2 permits: the whole file is sent.
-RangeAnswer parse_range(std::string_view spec, std::uint64_t size, Span& span)
-{
-    if (!spec.starts_with("bytes=")) return RangeAnswer::whole;
-    spec = trim(spec.substr(6));
-    std::size_t dash = spec.find('-');
-    if (dash == std::string_view::npos || spec.find(',') != std::string_view::npos)
-        return RangeAnswer::whole;
-    std::string_view first_text = spec.substr(0, dash), last_text = spec.substr(dash + 1);
-    std::uint64_t first = 0, last = size ? size - 1 : 0;
-    if (first_text.empty()) {   // the last N bytes
-        if (!parse_u64(last_text, last)) return RangeAnswer::whole;
-        if (last == 0 || size == 0) return RangeAnswer::unsatisfiable;
-        span = {size - std::min(last, size), std::min(last, size)};
-        return RangeAnswer::partial;
-    }
-    if (!parse_u64(first_text, first)) return RangeAnswer::whole;
-    if (!last_text.empty() && (!parse_u64(last_text, last) || last < first))
-        return RangeAnswer::whole;
-    if (first >= size) return RangeAnswer::unsatisfiable;
-    last = std::min(last, size - 1);
-    span = {first, last - first + 1};
-    return RangeAnswer::partial;
+    add_header(r, "Content-Type", type);
+    add_header(r, "Content-Length", std::to_string(length));
+    if (rep.gzip) add_header(r, "Content-Encoding", "gzip");
+    add_validators(r, rep);
+    add_header(r, "Accept-Ranges", "bytes");
 }
 
 // ---- answers ----------------------------------------------------------------
 
-Response not_modified_response(const Context& c, const Validators& v)
+Response not_modified_response(const Context& c, const Representation& rep)
 {
     Response r = start_response(c.x, 304);
-    add_header(r, "ETag", v.etag);
-    add_header(r, "Last-Modified", v.last_modified);
+    add_validators(r, rep);
     return finish_response(c.x, std::move(r));
 }
 
@@ -300,35 +285,81 @@ Response unsatisfiable(const Context& c, std::uint64_t size)
     return finish_response(c.x, std::move(r));
 }
 
-// 200 for the whole file or 206 for one span of it; the range is only
-// considered for GET (HEAD has no range semantics, RFC 9110 14.2).
-Response serve_file(const Context& c, const std::string& url_path, Resolved& res)
+// 200 with the whole representation, or 206 with one span of it.
+Response single_part(const Context& c, Representation& rep, const ByteSpan& span, bool partial)
 {
-    Validators v = validators(res.st);
-    if (not_modified(c.req, res.st, v.etag)) return not_modified_response(c, v);
-    auto size = static_cast<std::uint64_t>(res.st.st_size);
-    Span span{0, size};
-    bool partial = false;
-    if (!c.x.head_only && c.req.has_header("Range") && if_range_holds(c.req, res.st, v.etag)) {
-        RangeAnswer a = parse_range(c.req.header("Range"), size, span);
-        if (a == RangeAnswer::unsatisfiable) return unsatisfiable(c, size);
-        partial = a == RangeAnswer::partial;
-    }
     Response r = start_response(c.x, partial ? 206 : 200);
-    add_header(r, "Content-Type",
-               content_type(c.x.site, url_path.substr(url_path.rfind('/') + 1)));
-    add_header(r, "Content-Length", std::to_string(span.length));
-    add_header(r, "Last-Modified", v.last_modified);
-    add_header(r, "ETag", v.etag);
-    add_header(r, "Accept-Ranges", "bytes");
-    if (partial)
-        add_header(r, "Content-Range", "bytes " + std::to_string(span.first) + "-" +
-                                           std::to_string(span.first + span.length - 1) + "/" +
-                                           std::to_string(size));
-    if (span.length > 0) r.file = std::move(res.fd);
+    add_content_fields(r, rep, rep.type, span.length);
+    if (partial) add_header(r, "Content-Range", "bytes " + content_range(span, rep.size()));
+    if (span.length > 0) r.file = std::move(rep.file.fd);
     r.file_offset = static_cast<off_t>(span.first);
     r.file_length = span.length;
     return finish_response(c.x, std::move(r));
+}
+
+// 64 random bits: a boundary must not occur in the parts, and one an
+// attacker cannot predict cannot be planted in a file to forge a part.
+std::string make_boundary()
+{
+    std::uint64_t n = (static_cast<std::uint64_t>(arc4random()) << 32) | arc4random();
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%016" PRIx64, n);
+    return buf;
+}
+
+// 206 multipart/byteranges (RFC 9110 14.6): each span a part with its own
+// Content-Type and Content-Range; the bytes still go out with sendfile.
+Response multipart(const Context& c, Representation& rep, const std::vector<ByteSpan>& spans)
+{
+    std::string boundary = make_boundary();
+    std::vector<FilePart> parts;
+    std::uint64_t length = 0;
+    for (const ByteSpan& span : spans) {
+        FilePart p;
+        p.text = (parts.empty() ? "--" : "\r\n--") + boundary + "\r\nContent-Type: " + rep.type +
+                 "\r\nContent-Range: bytes " + content_range(span, rep.size()) + "\r\n\r\n";
+        p.offset = static_cast<off_t>(span.first);
+        p.length = span.length;
+        length += p.text.size() + p.length;
+        parts.push_back(std::move(p));
+    }
+    parts.push_back(FilePart{"\r\n--" + boundary + "--\r\n", 0, 0});
+    length += parts.back().text.size();
+    Response r = start_response(c.x, 206);
+    add_content_fields(r, rep, "multipart/byteranges; boundary=" + boundary, length);
+    r.file = std::move(rep.file.fd);
+    r.parts = std::move(parts);
+    return finish_response(c.x, std::move(r));
+}
+
+// Only a GET has range semantics (RFC 9110 14.2), and only while If-Range
+// holds; otherwise the plan is "whole".
+RangePlan plan_for(const Context& c, const Representation& rep)
+{
+    if (c.x.head_only || !c.req.has_header("Range") ||
+        !if_range_holds(c.req, rep.etag, rep.mtime()))
+        return RangePlan{};
+    return plan_ranges(c.req.header("Range"), rep.size(), c.x.site.max_ranges);
+}
+
+// Preconditions are decided before the Range is looked at (RFC 9110 13.2.2).
+Response serve_file(const Context& c, const std::string& url_path, Resolved& res)
+{
+    Representation rep = represent(c, url_path, res);
+    switch (check_preconditions(c.req, rep.etag, rep.mtime())) {
+    case Precondition::failed: return fail(c, 412);
+    case Precondition::not_modified: return not_modified_response(c, rep);
+    case Precondition::proceed: break;
+    }
+    RangePlan plan = plan_for(c, rep);
+    switch (plan.kind) {
+    case RangeKind::unsatisfiable: return unsatisfiable(c, rep.size());
+    case RangeKind::partial:
+        if (plan.spans.size() > 1) return multipart(c, rep, plan.spans);
+        return single_part(c, rep, plan.spans.front(), true);
+    case RangeKind::whole: break;
+    }
+    return single_part(c, rep, ByteSpan{0, rep.size()}, false);
 }
 
 // "/dir" -> "/dir/", the query kept.  The path is re-encoded from its
@@ -355,13 +386,12 @@ Response listing(const Context& c, const std::string& url_path, const Resolved& 
 
 // Index files in order (a missing one or a directory is skipped, any other
 // refusal is final), then the listing if enabled, else 403.
-Response serve_directory(const Context& c, const Root& root, const std::string& url_path,
-                         const Resolved& dir)
+Response serve_directory(const Context& c, const std::string& url_path, const Resolved& dir)
 {
     if (!url_path.ends_with('/')) return redirect_to_directory(c, url_path);
     for (const std::string& name : c.x.site.index) {
         std::string candidate = normalize_path(url_path + name);
-        Resolved index = resolve(root, candidate);
+        Resolved index = resolve(c.root, candidate);
         if (index.status == 404 || (index.status == 0 && !S_ISREG(index.st.st_mode))) continue;
         if (index.status) return fail(c, index.status);
         return serve_file(c, candidate, index);
@@ -370,16 +400,15 @@ Response serve_directory(const Context& c, const Root& root, const std::string& 
     return listing(c, url_path, dir);
 }
 
-Response serve(const Context& c)
+Response serve(Context& c)
 {
     std::optional<std::string> decoded = percent_decode(c.req.path);
     if (!decoded) return fail(c, 400);
     std::string url_path = normalize_path(*decoded);
-    Root root{c.x.site.root, {}};
-    if (!canonical(root.path, root.real)) return fail(c, status_for_errno(errno));
-    Resolved res = resolve(root, url_path);
+    if (!canonical(c.root.path, c.root.real)) return fail(c, status_for_errno(errno));
+    Resolved res = resolve(c.root, url_path);
     if (res.status) return fail(c, res.status);
-    if (S_ISDIR(res.st.st_mode)) return serve_directory(c, root, url_path, res);
+    if (S_ISDIR(res.st.st_mode)) return serve_directory(c, url_path, res);
     return serve_file(c, url_path, res);
 }
 
@@ -400,11 +429,12 @@ Response not_allowed(const Context& c)
 
 }  // namespace
 
-Response respond(const Request& request, const Site& site, bool close)
+Response respond(const Request& request, const Site& site, bool close, UnreadBody body)
 {
     Method method = classify(request.method);
-    bool closing = close || !request.wants_keep_alive() || carries_body(request);
-    Context c{request, Exchange{site, request.version_minor, closing, method == Method::head}};
+    bool closing = close || !request.wants_keep_alive() || body_forces_close(request, body);
+    Context c{request, Exchange{site, request.version_minor, closing, method == Method::head},
+              Root{site.root, {}, !site.follow_symlinks}};
     switch (method) {
     case Method::get:
     case Method::head:

@@ -36,6 +36,10 @@ const Case kValid[] = {
     {"Host with port", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 0},
     {"Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", 0},
     {"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0},
+    {"absolute-form, Host disagrees", "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
+     0},
+    {"absolute-form, HTTP/1.0 without Host", "GET http://a.example/x HTTP/1.0\r\n\r\n", 0},
+    {"absolute-form, IPv6 literal", "GET http://[::1]:8080/ HTTP/1.1\r\nHost: x\r\n\r\n", 0},
 };
 
 const Case kInvalid[] = {
@@ -66,6 +70,10 @@ const Case kInvalid[] = {
     {"authority-form", "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
     {"userinfo in target", "GET http://u@h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
     {"other scheme", "GET ftp://h/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+    {"empty authority", "GET http:///a HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+    {"invalid authority", "GET http://a<b>/ HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+    {"absolute-form still needs Host", "GET http://a/ HTTP/1.1\r\n\r\n", 400},
+    {"absolute-form with an invalid Host", "GET http://a/ HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
     // header fields
     {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
     {"tab before colon", "GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400},
@@ -308,4 +316,57 @@ Test(http_request, keep_alive_by_version_and_connection)
     };
     for (const auto& c : cases)
         cr_expect_eq(parsed(c.raw).wants_keep_alive(), c.keep, "%s", c.raw);
+}
+
+Test(http_request, body_framing_is_exposed)
+{
+    struct {
+        const char* raw;
+        std::uint64_t length;
+        bool chunked;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, false},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", 0, false},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n", 42, false},
+        {"POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 007\r\n\r\n", 7, false},
+        {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n",
+         999999999999999999ull, false},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0, true},
+        {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip,CHUNKED\r\n\r\n", 0, true},
+        {"POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\n", 3, false},
+    };
+    for (const auto& c : cases) {
+        Request r = parsed(c.raw);
+        cr_expect_eq(r.content_length, c.length, "%s", c.raw);
+        cr_expect_eq(r.chunked, c.chunked, "%s", c.raw);
+        cr_expect_eq(r.has_body(), c.chunked || c.length > 0, "%s", c.raw);
+    }
+}
+
+Test(http_request, absolute_form_authority_replaces_host)
+{
+    struct {
+        const char* raw;
+        const char* host;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n", "a.example"},
+        {"GET / HTTP/1.1\r\nHost:\r\n\r\n", ""},
+        {"GET / HTTP/1.0\r\n\r\n", ""},
+        {"GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n", "a.example"},
+        {"GET http://a.example:81/p?q HTTP/1.1\r\nHost: a.example\r\n\r\n", "a.example:81"},
+        {"GET http://a.example HTTP/1.1\r\nHost:\r\n\r\n", "a.example"},
+        {"GET HTTPS://[::1]:8443/ HTTP/1.1\r\nHost: x\r\n\r\n", "[::1]:8443"},
+        {"GET http://a.example/ HTTP/1.0\r\n\r\n", "a.example"},
+    };
+    for (const auto& c : cases) {
+        Request r = parsed(c.raw);
+        cr_expect_eq(r.host, c.host, "%s: host [%s]", c.raw, r.host.c_str());
+        if (r.has_header("Host"))
+            cr_expect_eq(r.header("Host"), c.host, "%s: Host field agrees", c.raw);
+        int hosts = 0;
+        for (const Header& h : r.headers) hosts += iequals(h.name, "Host");
+        cr_expect_leq(hosts, 1, "%s: never two Host fields", c.raw);
+    }
+    Request added = parsed("GET http://a.example/ HTTP/1.0\r\n\r\n");
+    cr_expect_eq(added.header("Host"), "a.example", "HTTP/1.0 gets the authority as Host");
 }

@@ -59,6 +59,15 @@ void make_tree()
     fs::create_symlink(g_base, r + "/outdir");
     fs::create_symlink("a.txt", r + "/in.txt");
     fs::create_symlink("sub", r + "/insub");
+    write_file(r + "/digits.txt", "0123456789");
+    write_file(r + "/g.txt", "plain text");
+    write_file(r + "/g.txt.gz", "GZIPPED");
+    write_file(r + "/sub/index.html.gz", "GZINDEX");
+    fs::create_directories(r + "/dir.txt.gz");
+    write_file(r + "/dir.txt", "not a gz dir");
+    write_file(g_base + "/outside.gz", "OUTSIDE");
+    write_file(r + "/leak.txt", "inside");
+    fs::create_symlink("../outside.gz", r + "/leak.txt.gz");
     cr_assert_eq(mkfifo((r + "/fifo").c_str(), 0644), 0);
 }
 
@@ -117,15 +126,23 @@ bool has_field(const Response& r, const std::string& name)
     return r.head.find("\r\n" + name + ": ") != std::string::npos;
 }
 
-// The bytes a client would receive after the head.
+std::string file_bytes(const Response& r, off_t offset, std::uint64_t length)
+{
+    std::string buf(length, '\0');
+    ssize_t n = pread(r.file.get(), buf.data(), buf.size(), offset);
+    cr_assert_eq(n, static_cast<ssize_t>(buf.size()));
+    return buf;
+}
+
+// The bytes a client would receive after the head, in the loop's order:
+// body, then the single file range, then the multipart parts.
 std::string content(const Response& r)
 {
     std::string out = r.body;
-    if (r.file) {
-        std::string buf(r.file_length, '\0');
-        ssize_t n = pread(r.file.get(), buf.data(), buf.size(), r.file_offset);
-        cr_assert_eq(n, static_cast<ssize_t>(buf.size()));
-        out += buf;
+    if (r.file && r.file_length) out += file_bytes(r, r.file_offset, r.file_length);
+    for (const FilePart& p : r.parts) {
+        out += p.text;
+        if (p.length) out += file_bytes(r, p.offset, p.length);
     }
     return out;
 }
@@ -391,7 +408,7 @@ Test(http_static, single_byte_ranges)
     Response bad = ask("/a.txt", "Range: bytes=5-\r\n");
     cr_expect_eq(bad.status, 416);
     cr_expect_eq(field(bad, "Content-Range"), "bytes */5");
-    const char* ignored[] = {"Range: bytes=0-1,3-4\r\n", "Range: lines=1-2\r\n",
+    const char* ignored[] = {"Range: lines=1-2\r\n",
                              "Range: bytes=3-1\r\n", "Range: bytes=0-1\r\nIf-Range: \"old\"\r\n"};
     for (const char* f : ignored) {
         Response all = ask("/a.txt", f);
@@ -507,5 +524,280 @@ Test(http_static, mime_types_file)
         std::string what = e.what();
         cr_expect(what.find("open") != std::string::npos, "%s", e.what());
         cr_expect(what.find("missing.types") != std::string::npos, "%s", e.what());
+    }
+}
+
+// ---- multiple ranges ------------------------------------------------------
+
+namespace {
+
+// The boundary from "multipart/byteranges; boundary=B".
+std::string boundary_of(const Response& r)
+{
+    std::string type = field(r, "Content-Type");
+    std::string prefix = "multipart/byteranges; boundary=";
+    cr_assert(type.starts_with(prefix), "Content-Type: %s", type.c_str());
+    return type.substr(prefix.size());
+}
+
+}  // namespace
+
+Test(http_static, multiple_ranges_give_multipart_byteranges)
+{
+    Response r = ask("/digits.txt", "Range: bytes=0-1, 5-6\r\n");
+    cr_expect_eq(status_line(r), "HTTP/1.1 206 Partial Content");
+    std::string b = boundary_of(r);
+    cr_expect_geq(b.size(), 16u);
+    std::string expected = "--" + b + "\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+                           "Content-Range: bytes 0-1/10\r\n\r\n01\r\n--" + b +
+                           "\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+                           "Content-Range: bytes 5-6/10\r\n\r\n56\r\n--" + b + "--\r\n";
+    cr_expect_eq(content(r), expected, "%s", content(r).c_str());
+    cr_expect_eq(field(r, "Content-Length"), std::to_string(expected.size()));
+    cr_expect_eq(r.body_bytes(), expected.size());
+    cr_expect_not(has_field(r, "Content-Range"), "only the parts carry Content-Range");
+    cr_expect(has_field(r, "ETag"));
+    cr_expect_neq(boundary_of(ask("/digits.txt", "Range: bytes=0-1,5-6\r\n")), b,
+                  "a boundary is not predictable");
+}
+
+Test(http_static, ranges_are_coalesced_or_refused_like_nginx)
+{
+    struct {
+        const char* range;
+        int status;
+        const char* content_range;   // single-part 206 only
+        int parts;                   // multipart 206 only
+    } cases[] = {
+        {"bytes=0-2,1-4", 206, "bytes 0-4/10", 0},     // overlapping: one part
+        {"bytes=0-2,3-4", 206, "bytes 0-4/10", 0},     // adjacent: one part
+        {"bytes=-3,7-", 206, "bytes 7-9/10", 0},       // the same bytes twice, within size
+        {"bytes=5-6,0-1", 206, "", 2},                 // parts go out in ascending order
+        {"bytes=0-0,2-2,4-4", 206, "", 3},
+        {"bytes=0-0,20-", 206, "bytes 0-0/10", 0},     // the unsatisfiable one is dropped
+        {"bytes=20-,30-", 416, "", 0},                 // none satisfiable
+        {"bytes=0-,0-", 200, "", 0},                   // more bytes than the file: whole
+        {"bytes=0-5,2-8", 200, "", 0},
+        {"bytes=0-1,x", 200, "", 0},                   // one bad spec spoils the field
+        {"bytes=0-1,,2-3", 206, "bytes 0-3/10", 0},    // empty list elements are allowed
+        {"bytes=0-0,2-2,4-4,6-6", 200, "", 0},         // over max_ranges (3 here)
+    };
+    g_site.max_ranges = 3;
+    for (const auto& c : cases) {
+        Response r = ask("/digits.txt", std::string("Range: ") + c.range + "\r\n");
+        cr_expect_eq(r.status, c.status, "%s: %d", c.range, r.status);
+        if (c.status == 200) cr_expect_eq(content(r), "0123456789", "%s", c.range);
+        if (*c.content_range)
+            cr_expect_eq(field(r, "Content-Range"), c.content_range, "%s", c.range);
+        if (c.parts) cr_expect_eq(r.parts.size(), std::size_t(c.parts) + 1, "%s", c.range);
+    }
+    Response asc = ask("/digits.txt", "Range: bytes=5-6,0-1\r\n");
+    cr_expect_lt(content(asc).find("bytes 0-1/10"), content(asc).find("bytes 5-6/10"));
+    g_site.max_ranges = 0;
+    cr_expect_eq(ask("/digits.txt", "Range: bytes=0-0\r\n").status, 200, "max_ranges 0: off");
+}
+
+Test(http_static, head_ignores_multiple_ranges)
+{
+    Response r = ask("/digits.txt", "Range: bytes=0-1,5-6\r\n", "HEAD");
+    cr_expect_eq(r.status, 200);
+    cr_expect_eq(field(r, "Content-Length"), "10");
+    cr_expect_eq(r.body_bytes(), 0u);
+    cr_expect(r.parts.empty());
+}
+
+// ---- preconditions -----------------------------------------------------------
+
+Test(http_static, preconditions_in_rfc_9110_order)
+{
+    Response full = ask("/a.txt");
+    std::string etag = field(full, "ETag"), lm = field(full, "Last-Modified");
+    std::string past = "Sun, 06 Nov 1994 08:49:37 GMT";
+    std::string future = format_http_date(time(nullptr) + 3600);
+    struct {
+        std::string fields;
+        int status;
+    } cases[] = {
+        {"If-Match: " + etag + "\r\n", 200},
+        {"If-Match: \"x\", " + etag + "\r\n", 200},
+        {"If-Match: \"x\"\r\nIf-Match: " + etag + "\r\n", 200},   // lines form one list
+        {"If-Match: *\r\n", 200},
+        {"If-Match: \"other\"\r\n", 412},
+        {"If-Match: W/" + etag + "\r\n", 412},                    // strong comparison
+        {"If-Unmodified-Since: " + past + "\r\n", 412},
+        {"If-Unmodified-Since: " + lm + "\r\n", 200},
+        {"If-Unmodified-Since: " + future + "\r\n", 200},
+        {"If-Unmodified-Since: not a date\r\n", 200},             // ignored
+        // If-Match decides alone, even when the date would fail.
+        {"If-Match: " + etag + "\r\nIf-Unmodified-Since: " + past + "\r\n", 200},
+        // Steps 1-2 come before 3-4: 412 beats 304.
+        {"If-Match: \"other\"\r\nIf-None-Match: " + etag + "\r\n", 412},
+        {"If-Unmodified-Since: " + past + "\r\nIf-Modified-Since: " + future + "\r\n", 412},
+        {"If-Match: " + etag + "\r\nIf-None-Match: " + etag + "\r\n", 304},
+        {"If-Unmodified-Since: " + future + "\r\nIf-None-Match: *\r\n", 304},
+        // And preconditions come before the Range.
+        {"If-Match: \"other\"\r\nRange: bytes=0-0\r\n", 412},
+        {"If-None-Match: " + etag + "\r\nRange: bytes=0-0\r\n", 304},
+        {"If-Match: " + etag + "\r\nRange: bytes=0-0\r\n", 206},
+    };
+    for (const auto& c : cases) {
+        Response r = ask("/a.txt", c.fields);
+        cr_expect_eq(r.status, c.status, "%s-> %d", c.fields.c_str(), r.status);
+    }
+    Response failed = ask("/a.txt", "If-Match: \"other\"\r\n");
+    cr_expect_eq(status_line(failed), "HTTP/1.1 412 Precondition Failed");
+    cr_expect_not(failed.close, "a 412 is an ordinary answer");
+    cr_expect_eq(ask("/missing", "If-Match: *\r\n").status, 404, "* needs a representation");
+}
+
+// ---- gzip_static ---------------------------------------------------------------
+
+Test(http_static, gzip_static_serves_the_gz_sibling)
+{
+    g_site.gzip_static = true;
+    Response plain = ask("/g.txt");
+    Response gz = ask("/g.txt", "Accept-Encoding: br, gzip\r\n");
+    cr_expect_eq(gz.status, 200);
+    cr_expect_eq(content(gz), "GZIPPED");
+    cr_expect_eq(field(gz, "Content-Encoding"), "gzip");
+    cr_expect_eq(field(gz, "Content-Type"), "text/plain; charset=utf-8", "type of the original");
+    cr_expect_eq(field(gz, "Content-Length"), "7");
+    cr_expect_eq(field(gz, "Vary"), "Accept-Encoding");
+    cr_expect_eq(content(plain), "plain text");
+    cr_expect_not(has_field(plain, "Content-Encoding"));
+    cr_expect_eq(field(plain, "Vary"), "Accept-Encoding", "the identity answer varies too");
+    cr_expect_neq(field(gz, "ETag"), field(plain, "ETag"));
+
+    Response again = ask("/g.txt", "Accept-Encoding: gzip\r\nIf-None-Match: " + field(gz, "ETag") +
+                                       "\r\n");
+    cr_expect_eq(again.status, 304);
+    cr_expect_eq(field(again, "Vary"), "Accept-Encoding");
+    cr_expect_eq(ask("/g.txt", "If-None-Match: " + field(gz, "ETag") + "\r\n").status, 200,
+                 "the gzip validator does not validate the identity file");
+    Response part = ask("/g.txt", "Accept-Encoding: gzip\r\nRange: bytes=0-1\r\n");
+    cr_expect_eq(field(part, "Content-Range"), "bytes 0-1/7", "ranges are of the gzip bytes");
+}
+
+Test(http_static, gzip_static_follows_accept_encoding)
+{
+    g_site.gzip_static = true;
+    struct {
+        const char* accept;
+        bool gzip;
+    } cases[] = {
+        {"", false},
+        {"Accept-Encoding: gzip\r\n", true},
+        {"Accept-Encoding: GZIP;q=0.5\r\n", true},
+        {"Accept-Encoding: x-gzip\r\n", true},
+        {"Accept-Encoding: deflate, br\r\n", false},
+        {"Accept-Encoding: gzip;q=0\r\n", false},
+        {"Accept-Encoding: gzip; q=0.000\r\n", false},
+        {"Accept-Encoding: *\r\n", true},
+        {"Accept-Encoding: *, gzip;q=0\r\n", false},
+        {"Accept-Encoding: identity\r\nAccept-Encoding: gzip\r\n", true},
+    };
+    for (const auto& c : cases) {
+        Response r = ask("/g.txt", c.accept);
+        cr_expect_eq(field(r, "Content-Encoding") == "gzip", c.gzip, "[%s]", c.accept);
+    }
+}
+
+Test(http_static, gzip_static_edge_cases)
+{
+    const std::string gzip = "Accept-Encoding: gzip\r\n";
+    cr_expect_eq(content(ask("/g.txt", gzip)), "plain text", "off by default");
+    g_site.gzip_static = true;
+    Response index = ask("/sub/", gzip);
+    cr_expect_eq(content(index), "GZINDEX", "index files have siblings too");
+    cr_expect_eq(field(index, "Content-Type"), "text/html; charset=utf-8");
+    Response none = ask("/a.txt", gzip);
+    cr_expect_eq(content(none), "hello");
+    cr_expect_not(has_field(none, "Vary"), "no sibling, nothing varies");
+    cr_expect_eq(content(ask("/dir.txt", gzip)), "not a gz dir", "a directory is no sibling");
+    cr_expect_eq(content(ask("/leak.txt", gzip)), "inside", "a sibling outside the root neither");
+    Response head = ask("/g.txt", gzip, "HEAD");
+    cr_expect_eq(field(head, "Content-Length"), "7");
+    cr_expect_eq(head.body_bytes(), 0u);
+}
+
+// ---- follow_symlinks --------------------------------------------------------------
+
+Test(http_static, follow_symlinks_allows_links_out_of_the_root)
+{
+    g_site.follow_symlinks = true;
+    cr_expect_eq(content(ask("/out.txt")), "top secret");
+    expect_status("/outdir/secret.txt", 200);
+    expect_status("/in.txt", 200);
+    // Only symlinks may lead out; dot segments still cannot.
+    expect_status("/../secret.txt", 404);
+    expect_status("/%2e%2e/secret.txt", 404);
+    expect_status("/sub/..%2f..%2fsecret.txt", 404);
+}
+
+// ---- methods and request bodies ----------------------------------------------
+
+namespace {
+
+Response ask_discarding(const std::string& raw)
+{
+    return respond(parsed(raw), g_site, false, UnreadBody::discard);
+}
+
+}  // namespace
+
+Test(http_static, bodies_the_loop_discards_keep_the_connection)
+{
+    struct {
+        const char* what;
+        std::string raw;
+        int status;
+        bool close;
+    } cases[] = {
+        {"POST with Content-Length",
+         "POST /a.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n", 405, false},
+        {"PUT chunked", "PUT /a.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+         405, false},
+        {"GET with a body", "GET /a.txt HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n", 200,
+         false},
+        {"OPTIONS with a body", "OPTIONS * HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n", 200,
+         false},
+        {"Expect: 100-continue",
+         "POST /a.txt HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n\r\n",
+         405, true},
+        {"Expect without a body", "GET /a.txt HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n",
+         200, false},
+        {"unknown method", "BREW /pot HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n", 501, true},
+    };
+    for (const auto& c : cases) {
+        Response r = ask_discarding(c.raw);
+        cr_expect_eq(r.status, c.status, "%s: %d", c.what, r.status);
+        cr_expect_eq(r.close, c.close, "%s", c.what);
+    }
+}
+
+Test(http_static, every_method_gets_its_answer)
+{
+    struct {
+        const char* method;
+        const char* target;
+        int status;
+        const char* allow;
+    } cases[] = {
+        {"GET", "/a.txt", 200, ""},         {"HEAD", "/a.txt", 200, ""},
+        {"OPTIONS", "*", 200, "GET, HEAD, OPTIONS"},
+        {"OPTIONS", "/a.txt", 200, "GET, HEAD, OPTIONS"},
+        {"POST", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"PUT", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"DELETE", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"PATCH", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"TRACE", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"CONNECT", "/a.txt", 405, "GET, HEAD, OPTIONS"},
+        {"BREW", "/a.txt", 501, ""},        {"get", "/a.txt", 501, ""},
+        {"PROPFIND", "/a.txt", 501, ""},
+    };
+    for (const auto& c : cases) {
+        Response r = ask(c.target, "", c.method);
+        cr_expect_eq(r.status, c.status, "%s %s: %d", c.method, c.target, r.status);
+        cr_expect_eq(field(r, "Allow"), c.allow, "%s", c.method);
     }
 }

@@ -3,11 +3,14 @@
 // The parser does no I/O: the connection loop appends whatever it read to a
 // buffer and calls parse() on the unconsumed part.  It either needs more
 // bytes, or returns a complete Request with the number of bytes consumed, or
-// an error status (400, 414, 431, 501, 505) after which the connection must
-// be closed.
+// an error status (400, 414, 431, 505) after which the connection must be
+// closed.  The parser reads heads only: a request body (its framing is in
+// Request::content_length and Request::chunked) is for http::BodyDiscarder
+// (body.hpp) to skip before the next head is parsed.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +32,19 @@ struct Request {
     std::vector<Header> headers;
     std::string request_line;    // "GET /a HTTP/1.1", for logs and the scoreboard
 
+    // The body's framing (RFC 9112 6.3), already checked: never both.
+    std::uint64_t content_length = 0;   // Content-Length, 0 when absent
+    bool chunked = false;               // Transfer-Encoding ending in chunked
+
+    // The authority the request is for.  RFC 9112 3.2.2: with an
+    // absolute-form target the target's authority wins, and the Host field
+    // (which must still be present and valid in HTTP/1.1) is replaced by it
+    // in `headers` too, so header("Host") agrees.  Otherwise the Host value;
+    // "" for HTTP/1.0 without Host.
+    std::string host;
+
+    bool has_body() const noexcept { return chunked || content_length > 0; }
+
     // First value of a header, case-insensitive name; empty if absent.
     std::string_view header(std::string_view name) const noexcept;
     bool has_header(std::string_view name) const noexcept;
@@ -39,6 +55,10 @@ struct Request {
 struct Limits {
     std::size_t max_header_size = 8192;  // whole head, request line included
     std::size_t max_headers = 100;
+    // Not used by parse(): the most bytes of an unwanted request body the
+    // connection loop reads and throws away (BodyDiscarder) before it gives
+    // up and closes instead.  Here because it travels with the other limits.
+    std::uint64_t max_discard_body = 64 * 1024;
 };
 
 enum class ParseState { incomplete, complete, error };

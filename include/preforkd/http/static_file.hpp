@@ -3,7 +3,9 @@
 // Pure apart from the file system: resolves the decoded path under the
 // document root (never outside it), chooses index files, the /dir -> /dir/
 // redirect, builds the status line and headers.  The connection loop sends
-// the head and then the body (a file range via sendfile, or bytes).
+// the head and then the body: in-memory bytes, one file range via sendfile,
+// or - for multipart/byteranges - a list of parts, each some bytes of part
+// header followed by a file range.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,25 @@ struct Site {
     bool server_tokens = false;
     const MimeMap* mime = nullptr;
     std::string default_type = "application/octet-stream";
+    // Symlinks are always followed while they lead to somewhere beneath the
+    // root; one leading outside it is a 403 unless this is true.  Either way
+    // ".." can never climb out: paths are normalised before any lookup.
+    bool follow_symlinks = false;
+    // Send "name.gz" (a regular file beside "name") with Content-Encoding:
+    // gzip to clients whose Accept-Encoding allows gzip.
+    bool gzip_static = false;
+    // More range-specs than this in one Range field and the whole file is
+    // sent instead; 0 turns byte ranges off.
+    std::size_t max_ranges = 64;
+};
+
+// One part of a multipart/byteranges body: `text` (the part's delimiter and
+// header fields), then `length` bytes of Response::file from `offset`.  The
+// last part has only text, the closing delimiter.
+struct FilePart {
+    std::string text;
+    off_t offset = 0;
+    std::uint64_t length = 0;
 };
 
 struct Response {
@@ -38,16 +59,32 @@ struct Response {
     std::string head;          // status line, headers and the blank line
     std::string body;          // in-memory body (error pages, listings)
     Fd file;                   // file body, sent after `body` is empty
-    off_t file_offset = 0;
+    off_t file_offset = 0;     // the single range of `file` to send ...
     std::uint64_t file_length = 0;
+    std::vector<FilePart> parts;   // ... or, when not empty, these parts of it
     bool close = false;        // connection closes after this response
-    std::uint64_t body_bytes() const noexcept { return body.size() + file_length; }
+    std::uint64_t body_bytes() const noexcept
+    {
+        std::uint64_t n = body.size() + file_length;
+        for (const FilePart& p : parts) n += p.text.size() + p.length;
+        return n;
+    }
 };
+
+// What becomes of a request body (Request::has_body()) the responder never
+// reads.  close_connection: the caller cannot skip it, so the response
+// closes the connection.  discard: the caller promises to skip it with a
+// BodyDiscarder (body.hpp) before parsing the next request, so the
+// connection may stay open - except with "Expect: 100-continue", where the
+// client may or may not send the body after our final answer and the next
+// byte on the connection is in doubt.
+enum class UnreadBody { close_connection, discard };
 
 // Answers a complete request.  `close` forces "Connection: close" (shutdown,
 // reload, keepalive_requests reached, or the client asked); the response's
 // own `close` is then true.  HEAD gets the same head as GET and no body.
-Response respond(const Request& request, const Site& site, bool close);
+Response respond(const Request& request, const Site& site, bool close,
+                 UnreadBody body = UnreadBody::close_connection);
 
 // An error response (small HTML body, Connection: close) for a status the
 // parser or the loop decided, e.g. 400, 408, 431.

@@ -1,0 +1,41 @@
+// http/fields.hpp - small helpers for header field values (RFC 9110 5.6).
+//
+// The parser, the precondition checks and the content negotiation all read
+// comma-separated lists with optional whitespace; they share these few
+// functions instead of each carrying its own copy.  Header-only because the
+// list walker is a template taking the caller's lambda.
+#pragma once
+
+#include <string_view>
+
+namespace preforkd::http {
+
+inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+// Removes optional whitespace (SP, HTAB) from both ends.
+inline std::string_view trim_ows(std::string_view s) noexcept
+{
+    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// Calls fn(element) for each element of a comma-separated list, trimmed, with
+// empty elements skipped as RFC 9110 5.6.1 asks of a recipient.  Stops as
+// soon as fn returns true and then returns true; false after the whole list.
+// (A quoted string holding a comma is split too: none of the lists we read -
+// tokens, entity-tags, codings, ranges - may contain one.)
+template <typename Fn>
+bool any_list_element(std::string_view list, Fn fn)
+{
+    while (!list.empty()) {
+        std::size_t comma = list.find(',');
+        std::string_view item = trim_ows(list.substr(0, comma));
+        if (!item.empty() && fn(item)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+}  // namespace preforkd::http
