@@ -121,7 +121,7 @@ install: all
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
 	    $(DESTDIR)$(SYSCONFDIR)/default $(STAGE)
-	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/log/preforkd
+	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/log/preforkd $(DESTDIR)$(LOCALSTATEDIR)/www/html
 	install -m 0755 $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
 	$(SUBST) etc/preforkd.conf > $(STAGE)/preforkd.conf
 	install -m 0644 $(STAGE)/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
@@ -201,3 +201,14 @@ fuzz: $(FUZZ_BIN)
 fuzz-corpus-check: $(FUZZ_BIN)
 	$(FUZZ_BIN) tests/fuzz/corpus/*
 # ---- end of fuzzing ------------------------------------------------------------
+
+# ---- benchmark (tests/bench; never part of make check) ------------------------
+# make bench    preforkd (-O2, build/bench) against nginx, lighttpd and Apache
+#               prefork with wrk on 127.0.0.1; installs them as root when missing.
+#               BENCH_SECONDS per run (default 5), BENCH_REPS (default 3); tables
+#               on stdout and in build/bench/results.txt.  About 8 minutes.
+.PHONY: bench
+
+bench:
+	tests/bench/run
+# ---- end of benchmark ----------------------------------------------------------

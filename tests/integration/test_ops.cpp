@@ -59,6 +59,11 @@ std::string build_dir() {
 
 bool executable(const std::string& path) { return access(path.c_str(), X_OK) == 0; }
 
+bool is_directory(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 std::string replace_all(std::string text, const std::string& from, const std::string& to) {
     for (size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
         text.replace(at, from.size(), to);
@@ -357,6 +362,29 @@ Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
               "after make uninstall, want only the changed etc/preforkd/preforkd.conf; left:%s",
               list(left).c_str());
     cr_assert(read_file(conf) == changed, "make uninstall altered the changed configuration");
+}
+
+// The shipped configuration is complete and valid: with the two directories
+// that belong to the machine (document root, log directory) pointed into the
+// stage, `preforkd -t` accepts it as installed, www-data user and all.
+Test(ops, installed_default_config_passes_the_config_test, .timeout = 100) {
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+    cr_assert(is_directory(s.file("var/www/html")) && is_directory(s.file("var/log/preforkd")),
+              "make install did not create var/www/html and var/log/preforkd");
+    std::string conf = read_file(s.file("etc/preforkd/preforkd.conf"));
+    cr_assert(contains(conf, "\"/var/www/html\"") && contains(conf, "\"www-data\"") &&
+                  contains(conf, "/var/log/preforkd/access.log") && contains(conf, ":80\""),
+              "the installed configuration does not serve /var/www/html on port 80 as www-data:\n%s",
+              conf.c_str());
+    conf = replace_all(conf, "\"/var/www/html\"", "\"" + s.file("var/www/html") + "\"");
+    conf = replace_all(conf, "/var/log/preforkd/", s.file("var/log/preforkd") + "/");
+    std::string copy = s.work + "/check.conf";
+    write_file(copy, conf);
+    RunResult r = run({s.bin(), "-t", "-c", copy}, s.work);
+    cr_assert(r.status == 0 && contains(r.out, "configuration ok"),
+              "preforkd -t on the installed configuration: exit %d\n%s%s", r.status,
+              r.out.c_str(), r.err.c_str());
 }
 
 Test(ops, staged_install_and_uninstall_work_unprivileged, .timeout = 100) {
