@@ -62,7 +62,7 @@ constexpr std::string_view kHttpKeys[] = {
     "root",           "index",       "autoindex",       "keepalive_timeout", "keepalive_requests",
     "header_timeout", "send_timeout", "max_header_size", "max_headers",      "server_tokens",
     "mime_types",     "default_type", "follow_symlinks", "gzip_static",      "max_ranges",
-    "max_discard_body"};
+    "max_discard_body", "header_timeout_max", "header_min_rate", "adaptive_keepalive"};
 constexpr std::string_view kLogKeys[] = {"level", "syslog_facility", "access_log", "access_format"};
 
 struct Group {
@@ -601,6 +601,15 @@ void Loader::load_http(const Setting& g)
     read_int(g, "keepalive_timeout", h.keepalive_timeout, 0, 3600);
     read_int(g, "keepalive_requests", h.keepalive_requests, 0, 1000000);
     read_int(g, "header_timeout", h.header_timeout, 1, 3600);
+    read_int(g, "header_timeout_max", h.header_timeout_max, 1, 3600);
+    read_int(g, "header_min_rate", h.header_min_rate, 0, 1 << 30);
+    read_bool(g, "adaptive_keepalive", h.adaptive_keepalive);
+    if (h.header_timeout_max < h.header_timeout) {
+        // Unset, it follows header_timeout up; written, it must not be below.
+        if (g.exists("header_timeout_max"))
+            error(g["header_timeout_max"], "http.header_timeout_max must not be below http.header_timeout");
+        h.header_timeout_max = h.header_timeout;
+    }
     read_int(g, "send_timeout", h.send_timeout, 1, 3600);
     read_int(g, "max_header_size", h.max_header_size, 1024, 1048576);
     read_int(g, "max_headers", h.max_headers, 1, 10000);
@@ -917,6 +926,9 @@ void dump_http(std::ostream& o, const Http& h)
       << "  keepalive_timeout = " << h.keepalive_timeout << ";\n"
       << "  keepalive_requests = " << h.keepalive_requests << ";\n"
       << "  header_timeout = " << h.header_timeout << ";\n"
+      << "  header_timeout_max = " << h.header_timeout_max << ";\n"
+      << "  header_min_rate = " << h.header_min_rate << ";\n"
+      << "  adaptive_keepalive = " << bool_literal(h.adaptive_keepalive) << ";\n"
       << "  send_timeout = " << h.send_timeout << ";\n"
       << "  max_header_size = " << h.max_header_size << ";\n"
       << "  max_headers = " << h.max_headers << ";\n"

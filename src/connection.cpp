@@ -9,6 +9,7 @@
 // because after a malformed head nothing that follows can be trusted.
 #include "preforkd/connection.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <poll.h>
@@ -35,6 +36,31 @@ struct Conn {
     std::string buffer;
     std::size_t start = 0;   // first unparsed byte
     int requests = 0;
+    std::int64_t keepalive_since_ms = 0;
+};
+
+// The deadline for a request head, in the manner of Apache's
+// RequestReadTimeout header=20-40,MinRate=500: header_timeout from the first
+// byte, one more second for every header_min_rate bytes received, never more
+// than header_timeout_max in all.  A slowloris client trickling bytes gets
+// the base deadline; an honest slow link that keeps sending gets more.
+struct HeadClock {
+    std::int64_t start_ms = 0;
+    std::int64_t deadline_ms = 0;
+
+    void start(const Settings& s)
+    {
+        start_ms = scoreboard::now_ms();
+        deadline_ms = start_ms + s.header_timeout_ms;
+    }
+    void received(const Settings& s, std::size_t total_bytes)
+    {
+        if (s.header_min_rate <= 0)
+            return;
+        std::int64_t earned = std::int64_t(total_bytes) * 1000 / s.header_min_rate;
+        std::int64_t cap = start_ms + s.header_timeout_max_ms;
+        deadline_ms = std::min(cap, std::max(deadline_ms, start_ms + s.header_timeout_ms + earned));
+    }
 };
 
 bool quitting(const Env& env)
@@ -42,22 +68,43 @@ bool quitting(const Env& env)
     return env.quit && *env.quit;
 }
 
-// Waits for `events` until `deadline_ms`, one second at a time so the
-// scoreboard shows a heartbeat: a waiting worker is not a hung worker.
-Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool quit_ends_wait)
+// How long an idle keep-alive connection may still hold this worker.  With
+// adaptive keep-alive the timeout shrinks in proportion as the idle workers
+// fall short of min_spare, to zero when none is left: an idle client then
+// gives its worker back to the clients waiting in the accept queue.
+std::int64_t keepalive_deadline(const Conn& c)
+{
+    std::int64_t timeout = c.settings.keepalive_timeout_ms;
+    const scoreboard::Board* board = c.env.board;
+    if (c.settings.adaptive_keepalive && board) {
+        int target = board->spare_target.load(std::memory_order_relaxed);
+        int idle = board->idle_workers.load(std::memory_order_relaxed);
+        if (target > 0 && idle < target)
+            timeout = timeout * std::max(idle, 0) / target;
+    }
+    return c.keepalive_since_ms + timeout;
+}
+
+// Waits for `events` until `deadline_ms` (for an idle keep-alive connection:
+// its adaptive deadline, and a quit request ends the wait).  It waits in
+// slices so the scoreboard shows a heartbeat: a waiting worker is not a hung
+// worker.
+Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool idle_keepalive)
 {
     for (;;) {
         if (quitting(c.env) && c.env.on_quit) {
             c.env.on_quit();
             c.env.on_quit = nullptr;
         }
-        if (quit_ends_wait && quitting(c.env))
+        if (idle_keepalive && quitting(c.env))
             return Wait::quit;
+        if (idle_keepalive)
+            deadline_ms = keepalive_deadline(c);
         std::int64_t left = deadline_ms - scoreboard::now_ms();
         if (left <= 0)
             return Wait::timeout;
         scoreboard::progress(*c.env.slot);
-        std::int64_t slice = left < 1000 ? left : 1000;
+        std::int64_t slice = std::min<std::int64_t>(left, idle_keepalive ? 250 : 1000);
         timespec ts{time_t(slice / 1000), long(slice % 1000) * 1000000};
         pollfd p{c.fd, events, 0};
         int n = ::ppoll(&p, 1, &ts, c.env.wait_mask);
@@ -248,43 +295,56 @@ bool discard_body(Conn& c, const http::Request& req)
 }
 
 // Serves one request if a head can be read; false ends the connection.
-bool serve_one(Conn& c)
+enum class Head { complete, closed };
+
+// Reads until `req` holds a complete head.  An idle keep-alive connection
+// that ends, times out or is asked to quit closes quietly; a started head
+// that stalls gets 408; a malformed one its 4xx.
+Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
 {
-    compact(c);
     bool keepalive_wait = c.requests > 0 && c.buffer.empty();
     scoreboard::set_state(*c.env.slot, keepalive_wait ? State::keepalive : State::reading);
-    std::int64_t started = now_us();
-    std::int64_t deadline = scoreboard::now_ms() + (keepalive_wait ? c.settings.keepalive_timeout_ms
-                                                                   : c.settings.header_timeout_ms);
-    http::Request req;
+    c.keepalive_since_ms = scoreboard::now_ms();
+    HeadClock clock;
+    clock.start(c.settings);
     for (;;) {
         http::ParseResult p = http::parse(std::string_view(c.buffer), c.settings.limits, req);
         if (p.state == http::ParseState::error) {
-            fail(c, p.status, started);
-            return false;
+            fail(c, p.status, started_us);
+            return Head::closed;
         }
         if (p.state == http::ParseState::complete) {
             c.start = p.consumed;
-            break;
+            return Head::complete;
         }
         std::string line = http::first_line(c.buffer);
         if (!line.empty())
             scoreboard::set_text(c.env.slot->request, line);
-        Read r = read_more(c, keepalive_wait && c.buffer.empty(), deadline);
-        if (r == Read::more) {
-            if (keepalive_wait) {
-                // The first byte of the next request starts its header clock.
-                keepalive_wait = false;
-                scoreboard::set_state(*c.env.slot, State::reading);
-                started = now_us();
-                deadline = scoreboard::now_ms() + c.settings.header_timeout_ms;
-            }
-            continue;
+        Read r = read_more(c, keepalive_wait, clock.deadline_ms);
+        if (r != Read::more) {
+            if (r == Read::timeout && !keepalive_wait)
+                fail(c, 408, started_us);
+            return Head::closed;
         }
-        if (r == Read::timeout && !keepalive_wait)
-            fail(c, 408, started);
-        return false;
+        if (keepalive_wait) {
+            // The first byte of the next request starts its header clock.
+            keepalive_wait = false;
+            scoreboard::set_state(*c.env.slot, State::reading);
+            started_us = now_us();
+            clock.start(c.settings);
+        }
+        clock.received(c.settings, c.buffer.size());
     }
+}
+
+// Serves one request if a head can be read; false ends the connection.
+bool serve_one(Conn& c)
+{
+    compact(c);
+    std::int64_t started = now_us();
+    http::Request req;
+    if (read_head(c, req, started) != Head::complete)
+        return false;
     ++c.requests;
     scoreboard::set_text(c.env.slot->request, req.request_line);
     c.env.slot->requests.fetch_add(1, std::memory_order_relaxed);

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -37,6 +38,8 @@ using scoreboard::State;
 constexpr std::int64_t kFastStopGraceMs = 500;   // TERM, then KILL
 constexpr std::int64_t kAbortGraceMs = 2000;     // watchdog: ABRT, then KILL
 constexpr std::int64_t kMaxBackoffMs = 30000;
+constexpr int kCrashBurst = 5;
+constexpr std::int64_t kCrashWindowMs = 10000;
 
 std::string display_name(const listener::Listener& l)
 {
@@ -73,8 +76,35 @@ connection::Settings settings_of(const config::Config& c)
     s.keepalive_timeout_ms = c.http.keepalive_timeout * 1000;
     s.keepalive_requests = c.http.keepalive_requests;
     s.header_timeout_ms = c.http.header_timeout * 1000;
+    s.header_timeout_max_ms = c.http.header_timeout_max * 1000;
+    s.header_min_rate = c.http.header_min_rate;
+    s.adaptive_keepalive = c.http.adaptive_keepalive;
     s.send_timeout_ms = c.http.send_timeout * 1000;
     return s;
+}
+
+// Each worker holds the listeners, its log and channel, one connection and
+// one file; the master a channel per worker.  When the configuration needs
+// more than the soft limit allows, the soft limit goes up toward the hard one.
+void raise_descriptor_limit(const config::Config& c)
+{
+    rlimit rl;
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = rlim_t(c.workers.max) + rlim_t(c.listen.size()) + 64;
+    if (rl.rlim_cur >= need)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = std::min(rl.rlim_max, need);
+    if (::setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = was;
+    if (rl.rlim_cur < need)
+        log::warning("RLIMIT_NOFILE " + std::to_string(rl.rlim_cur) + " is below the " +
+                     std::to_string(need) + " descriptors workers.max = " +
+                     std::to_string(c.workers.max) + " needs; raise it (ulimit -n, LimitNOFILE=)");
+    else
+        log::notice("raised RLIMIT_NOFILE from " + std::to_string(was) + " to " +
+                    std::to_string(rl.rlim_cur));
 }
 
 }  // namespace
@@ -145,6 +175,7 @@ int Master::run()
 void Master::start()
 {
     signals::install_master(wait_mask_);
+    raise_descriptor_limit(config_);
     identity_ = privileges::resolve(config_);
     mime_ = http::load_mime_types(config_.http.mime_types);
     access_log_ = access_log::open(config_);
@@ -202,7 +233,11 @@ void Master::close_listeners()
 void Master::wait_for_event()
 {
     bool waiting = !announced_ready_ || retire_older_pending_ || phase_ != Phase::running;
-    std::int64_t ms = waiting ? 50 : std::clamp<std::int64_t>(next_tick_ms_ - scoreboard::now_ms(), 1, 1000);
+    // Short of idle workers, the count that adaptive keep-alive reads must
+    // stay fresh: a quarter of a second is the most it may lag.
+    bool pressed = board_->idle_workers.load() < board_->spare_target.load();
+    std::int64_t cap = pressed ? 250 : 1000;
+    std::int64_t ms = waiting ? 50 : std::clamp<std::int64_t>(next_tick_ms_ - scoreboard::now_ms(), 1, cap);
     timespec ts{time_t(ms / 1000), long(ms % 1000) * 1000000};
     ::ppoll(nullptr, 0, &ts, &wait_mask_);
 }
@@ -234,15 +269,12 @@ void Master::on_worker_exit(int slot, int status)
     log::write(clean ? LOG_INFO : expected ? LOG_NOTICE : LOG_WARNING, exit_text(w.pid, status));
     if (at_startup && !clean && phase_ == Phase::running) {
         std::string why = s.note[0] ? s.note : exit_text(w.pid, status);
-        if (!started_) {
+        if (!started_)
             startup_error_ = "worker could not start: " + why;
-        } else {
-            ++startup_failures_;
-            std::int64_t delay = std::min<std::int64_t>(kMaxBackoffMs, std::int64_t(100) << std::min(startup_failures_ - 1, 9));
-            backoff_until_ms_ = scoreboard::now_ms() + delay;
-            log::err("workers are dying at start-up (" + why + "); next spawn in " +
-                     std::to_string(delay) + " ms");
-        }
+        else
+            back_off(++startup_failures_, "workers are dying at start-up (" + why + ")");
+    } else if (!clean && !expected) {
+        note_crash();
     }
     // An unexpected death is made good now rather than at the next tick; a
     // retirement is not, or each exit would trigger the next retirement.
@@ -252,6 +284,33 @@ void Master::on_worker_exit(int slot, int status)
     w.channel.reset();
     s.pid.store(0);
     s.state.store(State::empty);
+}
+
+// Crashes of running workers: a few are bad luck, a burst is a crash loop
+// (a request of death, a broken file system) that forking faster would only
+// feed.  kCrashBurst deaths within kCrashWindowMs slow the spawning down.
+void Master::note_crash()
+{
+    std::int64_t now = scoreboard::now_ms();
+    while (!recent_crashes_.empty() && now - recent_crashes_.front() > kCrashWindowMs)
+        recent_crashes_.pop_front();
+    if (recent_crashes_.empty())
+        crash_level_ = 0;
+    recent_crashes_.push_back(now);
+    if (int(recent_crashes_.size()) >= kCrashBurst)
+        back_off(++crash_level_, "workers are dying too fast (" +
+                                     std::to_string(recent_crashes_.size()) + " in the last " +
+                                     std::to_string(kCrashWindowMs / 1000) + " s)");
+}
+
+// No spawning for 0.1 s doubling with `level`, at most kMaxBackoffMs: one log
+// line each time, never a fork storm.
+void Master::back_off(int level, const std::string& why)
+{
+    std::int64_t delay =
+        std::min<std::int64_t>(kMaxBackoffMs, std::int64_t(100) << std::min(level - 1, 9));
+    backoff_until_ms_ = scoreboard::now_ms() + delay;
+    log::err(why + "; next spawn in " + std::to_string(delay) + " ms");
 }
 
 void Master::spawn_worker()
@@ -307,6 +366,7 @@ void Master::become_worker(int slot, Fd channel)
     c.generation = generation_;
     c.log_epoch = board_->log_epoch.load();
     c.access_log_fd = access_log_.get();
+    c.access_log_path = config_.log.access_log;
     c.log_mode = access_log::mode_of(config_);
     c.log_format = config_.log.access_format;
     c.channel = channel.release();
@@ -377,6 +437,17 @@ int Master::workers_up(std::uint32_t generation) const
             ++up;
     }
     return up;
+}
+
+// Workers waiting in accept() right now, whatever their generation.
+int Master::accepting_workers() const
+{
+    int n = 0;
+    for (std::size_t i = 0; i < workers_.size(); ++i)
+        if (workers_[i].pid && !workers_[i].quit_sent_ms &&
+            board_->slots[i].state.load() == State::idle)
+            ++n;
+    return n;
 }
 
 int Master::find_idle(std::uint32_t generation) const
@@ -468,6 +539,8 @@ void Master::kill_overdue_workers()
 
 void Master::report_progress()
 {
+    board_->idle_workers.store(accepting_workers(), std::memory_order_relaxed);
+    board_->spare_target.store(limits().min_spare, std::memory_order_relaxed);
     int up = workers_up(generation_);
     int target = std::min(config_.workers.start, config_.workers.max);
     if (!announced_ready_ && up >= target) {
@@ -725,6 +798,7 @@ void Master::commit_reload(Reload next)
     mime_ = std::move(next.mime);
     access_log_ = std::move(next.access_log);
     log::configure(config_.log.facility_code, config_.log.level_priority);
+    raise_descriptor_limit(config_);
 
     std::uint32_t old = generation_++;
     if (live_workers() > 0 && std::find(draining_.begin(), draining_.end(), old) == draining_.end())

@@ -121,6 +121,8 @@ private:
     Fd epoll_;
     long served_ = 0;
     long limit_ = 0;
+    bool log_failing_ = false;
+    std::int64_t log_failure_said_ms_ = 0;
 };
 
 void Worker::start()
@@ -167,6 +169,7 @@ void Worker::accept_from(int listener)
     }
     connection::Env env;
     env.slot = &slot_;
+    env.board = c_.board;
     env.wait_mask = &g_wait_mask;
     env.quit = &g_quit;
     if (c_.log_mode != access_log::Mode::off)
@@ -211,9 +214,21 @@ void Worker::write_log(const access_log::Entry& e)
     }
     refresh_log_fd();
     // One write(2) per line on an O_APPEND file: lines of concurrent workers
-    // never interleave.  A failed write (disk full) must not fail the request.
-    ssize_t ignored = ::write(c_.access_log_fd, line.data(), line.size());
-    (void)ignored;
+    // never interleave.  A failed write (disk full) must not fail the request;
+    // it is said once a minute, and the recovery once.
+    ssize_t n = ::write(c_.access_log_fd, line.data(), line.size());
+    std::int64_t now = scoreboard::now_ms();
+    if (n < 0) {
+        if (!log_failing_ || now - log_failure_said_ms_ >= 60000) {
+            log::err(sys_message("write", c_.access_log_path, errno) +
+                     "; access log lines are being lost");
+            log_failure_said_ms_ = now;
+        }
+        log_failing_ = true;
+    } else if (log_failing_) {
+        log::notice("access log " + c_.access_log_path + " is writable again");
+        log_failing_ = false;
+    }
 }
 
 }  // namespace

@@ -41,7 +41,10 @@ struct Http {
     bool autoindex = false;
     int keepalive_timeout = 5;
     int keepalive_requests = 100;
-    int header_timeout = 20;
+    int header_timeout = 20;       // seconds for a request head...
+    int header_timeout_max = 40;   // ...extended up to this while data flows
+    int header_min_rate = 500;     // bytes/s that earn one more second (0 = none)
+    bool adaptive_keepalive = true;  // shorten keep-alive as idle workers run out
     int send_timeout = 60;
     int max_header_size = 8192;
     int max_headers = 100;

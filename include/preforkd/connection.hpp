@@ -24,11 +24,15 @@ struct Settings {
     int keepalive_timeout_ms = 5000;
     int keepalive_requests = 100;
     int header_timeout_ms = 20000;
+    int header_timeout_max_ms = 40000;
+    int header_min_rate = 500;       // bytes/s earning one more second
+    bool adaptive_keepalive = true;
     int send_timeout_ms = 60000;
 };
 
 struct Env {
     scoreboard::Slot* slot = nullptr;
+    const scoreboard::Board* board = nullptr;   // pool-wide figures
     const sigset_t* wait_mask = nullptr;        // mask while waiting (QUIT open)
     const volatile sig_atomic_t* quit = nullptr; // set by the worker's QUIT handler
     std::function<void(const access_log::Entry&)> log;

@@ -12,6 +12,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <vector>
@@ -88,6 +89,8 @@ private:
 
     void on_worker_exit(int slot, int status);
     void spawn_worker();
+    void note_crash();
+    void back_off(int level, const std::string& why);
     [[noreturn]] void become_worker(int slot, Fd channel);
     void retire(int slot);
     void retire_generation(std::uint32_t generation);
@@ -95,6 +98,7 @@ private:
     pool::Counts count(std::uint32_t generation) const;
     int workers_up(std::uint32_t generation) const;
     int find_idle(std::uint32_t generation) const;
+    int accepting_workers() const;
     pool::Limits limits() const;
     int live_workers() const;
 
@@ -135,6 +139,8 @@ private:
     std::int64_t stop_deadline_ms_ = 0;
     std::int64_t backoff_until_ms_ = 0;
     int startup_failures_ = 0;
+    std::deque<std::int64_t> recent_crashes_;   // times of unexpected deaths
+    int crash_level_ = 0;
     sigset_t wait_mask_;
     ReloadOutcome last_reload_;
 };

@@ -41,6 +41,10 @@ struct Slot {
 
 struct Board {
     std::atomic<std::uint32_t> log_epoch;    // bumped when logs are reopened
+    // Published by the master on every pass of its loop, read by workers
+    // deciding how long an idle keep-alive connection may hold them.
+    std::atomic<int> idle_workers;
+    std::atomic<int> spare_target;           // min_spare in force
     Slot slots[config::kMaxWorkers];
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "preforkd/access_log.hpp"
@@ -21,6 +22,7 @@ struct Context {
     std::uint32_t generation = 0;
     std::uint32_t log_epoch = 0;         // board->log_epoch at fork time
     int access_log_fd = -1;
+    std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
     config::AccessFormat log_format = config::AccessFormat::combined;
     int channel = -1;                    // unix datagram socket to the master
