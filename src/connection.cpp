@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <ctime>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -360,6 +361,36 @@ bool serve_one(Conn& c)
     return !req.has_body() || discard_body(c, req);
 }
 
+// Closing a socket whose receive queue still holds bytes makes Linux send a
+// reset, and a reset destroys response data still in flight to the client
+// (RFC 9112 section 9.6).  So when the client has sent more than we read -
+// pipelined requests past the last answered one, a body we refused - we
+// half-close and read until the client closes too, for at most
+// kLingerMs in all; the common case (nothing pending) closes at once.
+constexpr std::int64_t kLingerMs = 2000;
+
+bool input_pending(const Conn& c)
+{
+    int queued = 0;
+    return c.start < c.buffer.size() || (::ioctl(c.fd, FIONREAD, &queued) == 0 && queued > 0);
+}
+
+void linger(Conn& c)
+{
+    if (!input_pending(c) || ::shutdown(c.fd, SHUT_WR) != 0)
+        return;
+    scoreboard::set_state(*c.env.slot, State::keepalive);
+    std::int64_t deadline = scoreboard::now_ms() + kLingerMs;
+    char sink[16384];
+    for (;;) {
+        ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return;
+        if (n < 0 && wait_for(c, POLLIN, deadline, false) != Wait::ready)
+            return;
+    }
+}
+
 }  // namespace
 
 int serve(int fd, const std::string& remote, const Settings& settings,
@@ -369,6 +400,7 @@ int serve(int fd, const std::string& remote, const Settings& settings,
     c.buffer.reserve(4096);
     while (serve_one(c)) {
     }
+    linger(c);
     return c.requests;
 }
 

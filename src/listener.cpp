@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -146,6 +147,12 @@ void set_options(int fd, const Address& a)
         return;
     if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
         throw sys_error("setsockopt(SO_REUSEADDR)", a.canonical);
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one
+    // setsockopt here instead of one per connection.  Responses go out in
+    // one send (or send + sendfile under MSG_MORE), so Nagle has nothing to
+    // coalesce and would only delay pipelined answers behind delayed ACKs.
+    if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+        throw sys_error("setsockopt(TCP_NODELAY)", a.canonical);
     // Explicit, so that "[::]:80" beside "0.0.0.0:80" works whatever the
     // system's net.ipv6.bindv6only default is.
     if (a.family == Family::inet6 &&
@@ -267,6 +274,10 @@ std::vector<Listener> inherited()
         // non-blocking like every listener we bind ourselves.
         ::fcntl(fd, F_SETFD, FD_CLOEXEC);
         ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+        if (a->family != Family::unix_path) {
+            int on = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+        }
         l.address = *a;
         out.push_back(std::move(l));
     }

@@ -163,10 +163,6 @@ void Worker::accept_from(int listener)
             back_off_accept(errno);
         return;   // EAGAIN: another worker won the race; ECONNABORTED: gone
     }
-    if (peer.ss_family != AF_UNIX) {
-        int on = 1;
-        ::setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-    }
     connection::Env env;
     env.slot = &slot_;
     env.board = c_.board;

@@ -144,6 +144,20 @@ std::string format_http_date(time_t t)
     return buf;
 }
 
+// time(2) is a vDSO read; the formatting is what costs, so it is done at
+// most once a second per process.
+const std::string& current_http_date()
+{
+    static time_t cached_at = -1;
+    static std::string text;
+    time_t now = time(nullptr);
+    if (now != cached_at) {
+        text = format_http_date(now);
+        cached_at = now;
+    }
+    return text;
+}
+
 std::optional<time_t> parse_http_date(std::string_view text)
 {
     Fields f;

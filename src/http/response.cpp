@@ -7,6 +7,7 @@
 // 400 or a 5xx the byte stream can no longer be trusted to be in step, while
 // a 404 or 304 is an ordinary answer and keeps the connection alive.
 #include "preforkd/http/response.hpp"
+#include "preforkd/http/date.hpp"
 
 #include <algorithm>
 #include <array>
@@ -94,7 +95,7 @@ Response start_response(const Exchange& x, int status)
     r.status = status;
     r.head.reserve(320);
     r.head = "HTTP/1.1 " + status_text(status) + "\r\n";
-    add_header(r, "Date", format_http_date(time(nullptr)));
+    add_header(r, "Date", current_http_date());
     add_header(r, "Server", x.site.server_tokens ? "preforkd/" PREFORKD_VERSION : "preforkd");
     return r;
 }

@@ -15,6 +15,9 @@ namespace preforkd::http {
 // RFC 9110 IMF-fixdate for `t` ("Sun, 06 Nov 1994 08:49:37 GMT").
 std::string format_http_date(time_t t);
 
+// The Date field value for now, formatted at most once a second.
+const std::string& current_http_date();
+
 // Parses the three formats a recipient must accept: IMF-fixdate, the
 // obsolete RFC 850 form ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime
 // ("Sun Nov  6 08:49:37 1994").  Empty for anything else, so that a bad
