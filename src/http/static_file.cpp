@@ -22,6 +22,8 @@
 // realpath(3) path above, which stays the definition of what is allowed.
 // The root descriptor is reopened once a second, so the common "root is a
 // symlink to the current release" deployment still switches within a second.
+// On this path small settled files are answered from a per-worker cache
+// (file_cache.hpp) while the fstatat shows the same file.
 //
 // With follow_symlinks the realpath(3) check against the root is skipped, so
 // a symlink may lead anywhere; ".." still cannot, since it was removed
@@ -43,6 +45,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <memory>
 #include <optional>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -54,6 +57,7 @@
 #include "preforkd/http/conditional.hpp"
 #include "preforkd/http/date.hpp"
 #include "preforkd/http/encoding.hpp"
+#include "preforkd/http/file_cache.hpp"
 #include "preforkd/http/fields.hpp"
 #include "preforkd/http/mime.hpp"
 #include "preforkd/http/path.hpp"
@@ -137,8 +141,9 @@ Response fail(const Context& c, int status)
 
 struct Resolved {
     int status = 0;   // 0: fd and st describe the file; else an HTTP status
-    Fd fd;
+    Fd fd;            // may be closed when `content` holds the bytes
     struct stat st {};
+    std::shared_ptr<const std::string> content;   // a small file's bytes
 };
 
 int status_for_errno(int err) noexcept
@@ -222,6 +227,36 @@ int root_descriptor(const std::string& path)
 
 bool g_no_openat2 = false;   // ENOSYS or EPERM once: never ask again
 
+FileCache& file_cache()
+{
+    static FileCache cache;
+    return cache;
+}
+
+std::int64_t wall_clock_ns()
+{
+    timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return std::int64_t(now.tv_sec) * 1000000000 + now.tv_nsec;
+}
+
+// Reads a small settled file whole into the cache; a short read (the file
+// changing under us) keeps it out.
+void remember(const std::string& rel, Resolved& res)
+{
+    if (!FileCache::cacheable(res.st, wall_clock_ns()))
+        return;
+    std::string bytes(std::size_t(res.st.st_size), '\0');
+    std::size_t got = 0;
+    while (got < bytes.size()) {
+        ssize_t n = pread(res.fd.get(), bytes.data() + got, bytes.size() - got, off_t(got));
+        if (n <= 0)
+            return;
+        got += std::size_t(n);
+    }
+    res.content = file_cache().store(rel, res.st, std::move(bytes));
+}
+
 enum class Beneath { done, slow_path };
 
 // The fast path: fstatat for the type, openat2(RESOLVE_BENEATH) to open.
@@ -236,6 +271,8 @@ Beneath resolve_beneath(int root_fd, const std::string& url_path, Resolved& res)
         res = refused(403);
         return Beneath::done;
     }
+    if (S_ISREG(res.st.st_mode) && (res.content = file_cache().find(rel, res.st)))
+        return Beneath::done;
     open_how how{};
     how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
@@ -248,6 +285,7 @@ Beneath resolve_beneath(int root_fd, const std::string& url_path, Resolved& res)
     }
     res.fd.reset(int(fd));
     if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st)) res = refused(403);
+    else remember(rel, res);
     return Beneath::done;
 }
 
@@ -362,6 +400,10 @@ Response single_part(const Context& c, Representation& rep, const ByteSpan& span
     Response r = start_response(c.x, partial ? 206 : 200);
     add_content_fields(r, rep, rep.type, span.length);
     if (partial) add_header(r, "Content-Range", "bytes " + content_range(span, rep.size()));
+    if (span.length > 0 && rep.file.content) {
+        r.body = rep.file.content->substr(span.first, span.length);
+        return finish_response(c.x, std::move(r));
+    }
     if (span.length > 0) r.file = std::move(rep.file.fd);
     r.file_offset = static_cast<off_t>(span.first);
     r.file_length = span.length;
@@ -398,6 +440,12 @@ Response multipart(const Context& c, Representation& rep, const std::vector<Byte
     length += parts.back().text.size();
     Response r = start_response(c.x, 206);
     add_content_fields(r, rep, "multipart/byteranges; boundary=" + boundary, length);
+    if (rep.file.content) {
+        // A cached file: the parts are assembled in memory instead.
+        for (const FilePart& p : parts)
+            r.body += p.text + rep.file.content->substr(std::size_t(p.offset), p.length);
+        return finish_response(c.x, std::move(r));
+    }
     r.file = std::move(rep.file.fd);
     r.parts = std::move(parts);
     return finish_response(c.x, std::move(r));
