@@ -212,3 +212,38 @@ fuzz-corpus-check: $(FUZZ_BIN)
 bench:
 	tests/bench/run
 # ---- end of benchmark ----------------------------------------------------------
+
+# ---- stress (tests/stress; issue 6; never part of make check) -------------------
+# make stress   the long reliability scenarios against the real daemon: reload
+#               under load for 15 s with log rotation, twenty worker kills,
+#               slowloris for 30 s, slowhttptest (Debian package slowhttptest)
+#               slowloris/slow body/slow read, 1,000 aborted 32 MiB downloads,
+#               a 100,000-request + 20-reload leak soak; then the request
+#               parser under libFuzzer for STRESS_FUZZ_SECONDS (default 300).
+#               Loopback only, every loop bounded; about 8 minutes in all.
+#               The quick variants run in make check (tests/integration/
+#               test_reliability.cpp).
+STRESS_SRCS        := $(sort $(wildcard tests/stress/*.cpp))
+STRESS_OBJS        := $(STRESS_SRCS:%.cpp=$(BUILD)/%.o) $(BUILD)/tests/integration/harness.o
+STRESS_FUZZ_SECONDS ?= 300
+
+.PHONY: stress stress-scenarios
+
+ifneq ($(DEPS_OK),yes)
+stress-scenarios: deps
+	@$(MAKE) --no-print-directory $@
+else
+$(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+
+stress-scenarios: $(BUILD)/preforkd $(BUILD)/stress-tests
+	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
+	    $(BUILD)/stress-tests -j2 --color=never --verbose
+endif
+
+stress:
+	$(MAKE) --no-print-directory stress-scenarios
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(STRESS_FUZZ_SECONDS)
+
+-include $(STRESS_OBJS:.o=.d)
+# ---- end of stress --------------------------------------------------------------

@@ -351,10 +351,16 @@ bool serve_one(Conn& c)
     scoreboard::set_text(c.env.slot->request, req.request_line);
     c.env.slot->requests.fetch_add(1, std::memory_order_relaxed);
     c.client_closes = !req.wants_keep_alive();
-    // A Content-Length the discarder would refuse anyway: say so now.
+    // A body larger than we would ever read: 413 at once, and close (the
+    // rest of it will not be read, so nothing after it can be trusted).
+    if (req.content_length > c.settings.limits.max_discard_body) {
+        http::Response resp = http::error_response(413, c.site, req.method == "HEAD");
+        bool sent = send_response(c, resp);
+        log_request(c, &req, req.request_line, 413, sent ? resp.body_bytes() : 0, started);
+        return false;
+    }
     bool close = c.client_closes || quitting(c.env) ||
-                 c.requests >= c.settings.keepalive_requests ||
-                 req.content_length > c.settings.limits.max_discard_body;
+                 c.requests >= c.settings.keepalive_requests;
     http::Response resp = http::respond(req, c.site, close, http::UnreadBody::discard);
     bool sent = send_response(c, resp);
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started);

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdexcept>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "preforkd/fd.hpp"
@@ -61,6 +62,10 @@ Identity resolve(const config::Config& config)
 
 void drop(const Identity& id)
 {
+    // Nothing a worker could ever exec may gain privileges (setuid binaries,
+    // file capabilities), whether or not we started as root.
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        throw sys_error("prctl", "PR_SET_NO_NEW_PRIVS");
     if (!id.drop) {
         if (!id.chroot.empty())
             throw std::runtime_error("chroot requires starting as root");

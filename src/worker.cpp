@@ -18,6 +18,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -88,6 +89,19 @@ std::string remote_name(const sockaddr_storage& ss)
     else if (ss.ss_family == AF_UNIX)
         return "unix";
     return buf;
+}
+
+// A full disk takes part of a line: the file then ends in a fragment that
+// the next line would be glued to.  If nothing was appended after it, cut
+// it off again, so the log holds whole lines or none.
+void take_back(int fd, ssize_t written)
+{
+    off_t end = ::lseek(fd, 0, SEEK_CUR);
+    struct stat st;
+    if (written > 0 && end >= written && ::fstat(fd, &st) == 0 && st.st_size == end) {
+        int ignored = ::ftruncate(fd, end - written);
+        (void)ignored;
+    }
 }
 
 // Out of descriptors: pause instead of spinning on a connection that stays
@@ -213,6 +227,11 @@ void Worker::write_log(const access_log::Entry& e)
     // never interleave.  A failed write (disk full) must not fail the request;
     // it is said once a minute, and the recovery once.
     ssize_t n = ::write(c_.access_log_fd, line.data(), line.size());
+    if (n >= 0 && std::size_t(n) < line.size()) {
+        take_back(c_.access_log_fd, n);
+        n = -1;
+        errno = ENOSPC;
+    }
     std::int64_t now = scoreboard::now_ms();
     if (n < 0) {
         if (!log_failing_ || now - log_failure_said_ms_ >= 60000) {
