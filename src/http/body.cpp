@@ -11,20 +11,13 @@
 // full grammar; nothing reads them, so only what could confuse the framing
 // (CR, LF, NUL and other controls) matters.
 #include "preforkd/http/body.hpp"
+#include "preforkd/http/fields.hpp"
 
 #include <algorithm>
 #include <limits>
 
 namespace preforkd::http {
 namespace {
-
-int hex_value(char c) noexcept
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 // HTAB and visible bytes, obs-text included; CR, LF and other controls not.
 bool is_field_byte(char c) noexcept

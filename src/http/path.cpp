@@ -7,19 +7,12 @@
 // "%2f" become ".." and "/" first and are then removed like literal ones,
 // instead of surviving as an opaque segment the kernel would interpret.
 #include "preforkd/http/path.hpp"
+#include "preforkd/http/fields.hpp"
 
 #include <vector>
 
 namespace preforkd::http {
 namespace {
-
-int hex_value(char c) noexcept
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 bool is_control(unsigned char c) noexcept { return c < 0x20 || c == 0x7f; }
 

@@ -12,6 +12,16 @@ namespace preforkd::http {
 
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
+// The value of a hexadecimal digit (percent-encoding, chunk sizes), -1 if
+// `c` is none.
+inline int hex_value(char c) noexcept
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
 // Removes optional whitespace (SP, HTAB) from both ends.
 inline std::string_view trim_ows(std::string_view s) noexcept
 {
