@@ -98,12 +98,21 @@ check-integration: $(BUILD)/preforkd $(BUILD)/integration-tests
 	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
 	    $(BUILD)/integration-tests -j2 --color=never
 
+# The objects are built in parallel first; the test binaries then run one
+# after the other (each runs its tests -j2 itself).
+JOBS       := $(shell nproc 2>/dev/null || echo 2)
+SAN_VARS   := BUILD=build/sanitize SANITIZE=address,undefined CXXFLAGS="-O1 -g"
+
 # Criterion's runner itself leaks a little at exit; only that is suppressed.
 check-sanitize:
-	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory BUILD=build/sanitize SANITIZE=address,undefined \
-	    CXXFLAGS="-O1 -g" check-unit check-integration
+	$(MAKE) --no-print-directory -j$(JOBS) $(SAN_VARS) build/sanitize/preforkd \
+	    build/sanitize/unit-tests build/sanitize/integration-tests
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) --no-print-directory \
+	    $(SAN_VARS) check-unit check-integration
 
 check:
+	$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/preforkd $(BUILD)/unit-tests \
+	    $(BUILD)/integration-tests
 	$(MAKE) --no-print-directory check-unit check-integration
 	$(MAKE) --no-print-directory check-sanitize
 	$(MAKE) --no-print-directory fuzz-corpus-check
