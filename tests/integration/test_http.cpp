@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "http_helpers.hpp"
 
 using namespace itest;
+using namespace itest::http_suite;
 
 TestSuite(http, .init = setup, .fini = cleanup, .timeout = 30);
 
@@ -29,51 +31,11 @@ using Clock = std::chrono::steady_clock;
 // How long a rejected connection may take to be closed by the server.
 constexpr Duration kCloseWait = 3s;
 
-// The harness's configuration with `http_extra` ("key = value; ...") added
-// to the http group, which the harness writes on one line.
-std::string config_with_http(const Options& o, const std::string& http_extra)
-{
-    std::string text = config_text(o);
-    const std::string group = "http = { ";
-    size_t at = text.find(group);
-    cr_assert(at != std::string::npos, "no 'http = { ' in the harness config:\n%s", text.c_str());
-    text.insert(at + group.size(), http_extra + " ");
-    return text;
-}
-
-Daemon prepared(const std::string& http_extra = "", const Options& o = {})
-{
-    Daemon d = Daemon::prepare(o);
-    if (!http_extra.empty()) d.write_config_text(config_with_http(o, http_extra));
-    return d;
-}
-
-void start(Daemon& d)
-{
-    D_ASSERT(d, d.start(), "preforkd -f -c %s did not log 'ready: generation 1'", d.conf.c_str());
-    D_ASSERT(d, d.port > 0, "no 'listening on 127.0.0.1:PORT' line in the log");
-}
-
 Daemon started(const std::string& http_extra = "", const Options& o = {})
 {
     Daemon d = prepared(http_extra, o);
     start(d);
     return d;
-}
-
-// Reads until EOF or `timeout`; .second is true if EOF (or a reset) came.
-std::pair<std::string, bool> drain(int fd, Duration timeout)
-{
-    std::string got;
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-        auto left = std::chrono::duration_cast<Duration>(deadline - Clock::now());
-        if (left.count() <= 0) return {got, false};
-        auto chunk = recv_some(fd, left);
-        if (!chunk) return {got, false};
-        if (chunk->empty()) return {got, true};
-        got += *chunk;
-    }
 }
 
 struct Raw {
@@ -107,18 +69,6 @@ Raw exchange_raw(int port, const std::string& bytes, bool head = false,
     }
     close(fd);
     return out;
-}
-
-std::string url(const Daemon& d, const std::string& path)
-{
-    return "http://127.0.0.1:" + std::to_string(d.port) + path;
-}
-
-RunResult curl(const Daemon& d, const std::vector<std::string>& args)
-{
-    std::vector<std::string> argv = {"/usr/bin/curl", "-s", "-S", "--max-time", "5"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run(argv, d.dir);
 }
 
 // "Sun, 06 Nov 1994 08:49:37 GMT"

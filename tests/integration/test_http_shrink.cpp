@@ -6,12 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <string>
 
 #include "harness.hpp"
+#include "http_helpers.hpp"
 
 using namespace itest;
+using namespace itest::http_suite;
 
 Test(http, file_shrinking_mid_send_ends_the_connection_and_is_logged, .timeout = 30)
 {
@@ -34,14 +35,8 @@ Test(http, file_shrinking_mid_send_ends_the_connection_and_is_logged, .timeout =
              "no Content-Length %zu in the head", kSize);
     cr_assert_eq(truncate(path.c_str(), 0), 0, "truncate failed");
 
-    auto deadline = std::chrono::steady_clock::now() + kWait;
-    bool closed = false;
-    while (!closed && std::chrono::steady_clock::now() < deadline) {
-        std::optional<std::string> chunk = recv_some(fd, kWait);
-        closed = chunk && chunk->empty();
-        if (chunk)
-            got += *chunk;
-    }
+    auto [rest, closed] = drain(fd, kWait);
+    got += rest;
     close(fd);
     D_ASSERT(d, closed, "the connection was not closed after the file shrank");
     D_ASSERT(d, got.size() < kSize, "all %zu bytes arrived although the file was emptied", kSize);
