@@ -224,13 +224,15 @@ std::int64_t now_us()
     return std::int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-// Sends an error the loop decided (408, or the parser's 4xx) and logs it.
-void fail(Conn& c, int status, std::int64_t started_us)
+// Sends an error the loop decided (408, the parser's 4xx, or 413 for a parsed
+// `req`) and logs it; the connection is closed afterwards.
+void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req = nullptr)
 {
-    std::string line = http::first_line(std::string_view(c.buffer).substr(c.start));
-    http::Response r = http::error_response(status, c.site);
+    std::string line = req ? req->request_line
+                           : http::first_line(std::string_view(c.buffer).substr(c.start));
+    http::Response r = http::error_response(status, c.site, req && req->method == "HEAD");
     bool sent = send_response(c, r);
-    log_request(c, nullptr, line, status, sent ? r.body_bytes() : 0, started_us);
+    log_request(c, req, line, status, sent ? r.body_bytes() : 0, started_us);
 }
 
 enum class Read { more, eof, timeout, quit, error };
@@ -354,9 +356,7 @@ bool serve_one(Conn& c)
     // A body larger than we would ever read: 413 at once, and close (the
     // rest of it will not be read, so nothing after it can be trusted).
     if (req.content_length > c.settings.limits.max_discard_body) {
-        http::Response resp = http::error_response(413, c.site, req.method == "HEAD");
-        bool sent = send_response(c, resp);
-        log_request(c, &req, req.request_line, 413, sent ? resp.body_bytes() : 0, started);
+        fail(c, 413, started, &req);
         return false;
     }
     bool close = c.client_closes || quitting(c.env) ||
