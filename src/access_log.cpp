@@ -1,6 +1,7 @@
 // access_log.cpp - Common/Combined Log Format lines and descriptor hand-over.
 #include "preforkd/access_log.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
@@ -33,13 +34,32 @@ void append_escaped(std::string& out, std::string_view text)
     }
 }
 
-std::string clf_time(time_t when)
+// "[21/Nov/2026:04:22:01 +0000]", formatted once per second: a busy worker
+// logs many lines with the same time stamp.
+std::string_view clf_time(time_t when)
 {
-    tm t;
-    localtime_r(&when, &t);
-    char buf[64];
-    strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &t);
-    return buf;
+    static time_t cached_when = -1;
+    static char cached[64];
+    static std::size_t cached_size = 0;
+    if (when != cached_when) {
+        tm t;
+        localtime_r(&when, &t);
+        cached_size = strftime(cached, sizeof cached, "[%d/%b/%Y:%H:%M:%S %z]", &t);
+        cached_when = when;
+    }
+    return {cached, cached_size};
+}
+
+void append_number(std::string& out, std::uint64_t n)
+{
+    char buf[24];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    do {
+        *--p = char('0' + n % 10);
+        n /= 10;
+    } while (n);
+    out.append(p, std::size_t(end - p));
 }
 
 }  // namespace
@@ -69,25 +89,33 @@ std::string format(const Entry& e, config::AccessFormat format)
 {
     std::string line;
     line.reserve(256);
+    append(line, e, format);
+    return line;
+}
+
+void append(std::string& line, const Entry& e, config::AccessFormat format)
+{
     line.append(e.remote.empty() ? "-" : e.remote);
     line += " - - ";
     line += clf_time(e.when);
     line += " \"";
     append_escaped(line, e.request_line);
     line += "\" ";
-    line += std::to_string(e.status);
+    append_number(line, std::uint64_t(e.status));
     line += ' ';
-    line += e.bytes ? std::to_string(e.bytes) : "-";
+    if (e.bytes)
+        append_number(line, e.bytes);
+    else
+        line += '-';
     if (format == config::AccessFormat::combined) {
         line += " \"";
         append_escaped(line, e.referer);
         line += "\" \"";
         append_escaped(line, e.user_agent);
         line += "\" ";
-        line += std::to_string(e.micros);
+        append_number(line, std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
     }
     line += '\n';
-    return line;
 }
 
 namespace {

@@ -54,7 +54,7 @@ using Setting = libconfig::Setting;
 // --- the schema ----------------------------------------------------------
 
 constexpr std::string_view kTopKeys[] = {"user",   "group",     "pid_file", "chroot", "listen",
-                                         "unix_mode", "workers", "http",   "log"};
+                                         "unix_mode", "defer_accept", "workers", "http", "log"};
 constexpr std::string_view kWorkerKeys[] = {"start",        "min_spare",        "max_spare",
                                             "max",          "max_requests",     "graceful_timeout",
                                             "watchdog_timeout"};
@@ -63,7 +63,8 @@ constexpr std::string_view kHttpKeys[] = {
     "header_timeout", "send_timeout", "max_header_size", "max_headers",      "server_tokens",
     "mime_types",     "default_type", "follow_symlinks", "gzip_static",      "max_ranges",
     "max_discard_body", "header_timeout_max", "header_min_rate", "adaptive_keepalive"};
-constexpr std::string_view kLogKeys[] = {"level", "syslog_facility", "access_log", "access_format"};
+constexpr std::string_view kLogKeys[] = {"level",         "syslog_facility", "access_log",
+                                         "access_format", "access_buffer",   "access_flush"};
 
 struct Group {
     std::string_view name;   // "" for the top level
@@ -552,6 +553,7 @@ void Loader::load_top(const Setting& root)
     read_path(root, "chroot", config_.chroot, true);
     load_listen(root);
     load_unix_mode(root);
+    read_int(root, "defer_accept", config_.defer_accept, 0, 600);
 }
 
 void Loader::load_workers(const Setting* g)
@@ -637,6 +639,8 @@ void Loader::load_log(const Setting& g)
     int format_value = int(l.access_format);
     read_choice(g, "access_format", kFormats, format, format_value);
     l.access_format = AccessFormat(format_value);
+    read_int(g, "access_buffer", l.access_buffer, 0, 1 << 20);
+    read_int(g, "access_flush", l.access_flush, 1, 60);
     auto log = string(g, "access_log");
     if (!log)
         return;
@@ -950,6 +954,8 @@ void dump_log(std::ostream& o, const Log& l)
       << "  access_log = " << literal(l.access_log) << ";\n"
       << "  access_format = "
       << literal(l.access_format == AccessFormat::common ? "common" : "combined") << ";\n"
+      << "  access_buffer = " << l.access_buffer << ";\n"
+      << "  access_flush = " << l.access_flush << ";\n"
       << "};\n";
 }
 
@@ -1069,7 +1075,8 @@ std::string dump(const Config& c)
       << "pid_file = " << literal(c.pid_file) << ";\n"
       << "chroot = " << literal(c.chroot) << ";\n"
       << "listen = " << literal_list(c.listen, '(', ')') << ";\n"
-      << "unix_mode = " << literal(c.unix_mode) << ";\n\n";
+      << "unix_mode = " << literal(c.unix_mode) << ";\n"
+      << "defer_accept = " << c.defer_accept << ";\n\n";
     dump_workers(o, c.workers);
     o << "\n";
     dump_http(o, c.http);

@@ -98,8 +98,10 @@ Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool idle_keepali
             c.env.on_quit();
             c.env.on_quit = nullptr;
         }
-        if (idle_keepalive && quitting(c.env))
+        if ((idle_keepalive && quitting(c.env)) || (c.env.quit && *c.env.quit >= kQuitNow))
             return Wait::quit;
+        if (c.env.on_wait)
+            c.env.on_wait();
         if (idle_keepalive)
             deadline_ms = keepalive_deadline(c);
         std::int64_t left = deadline_ms - scoreboard::now_ms();

@@ -196,6 +196,18 @@ Listener open(const Address& address, int unix_mode_bits, int backlog)
     return l;
 }
 
+void tune(const Listener& l, int defer_seconds, bool blocking)
+{
+    int fd = l.fd.get();
+    if (l.address.family != Family::unix_path &&
+        ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) != 0)
+        throw sys_error("setsockopt(TCP_DEFER_ACCEPT)", l.address.canonical);
+    int flags = ::fcntl(fd, F_GETFL);
+    int wanted = blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK;
+    if (flags < 0 || (wanted != flags && ::fcntl(fd, F_SETFL, wanted) != 0))
+        throw sys_error("fcntl(O_NONBLOCK)", l.address.canonical);
+}
+
 unsigned bound_port(int fd)
 {
     sockaddr_storage ss{};

@@ -204,6 +204,20 @@ void Master::open_listeners()
     for (const listener::Listener& l : inherited_)
         log::warning("socket " + l.address.canonical + " passed by systemd is not in listen; closing it");
     inherited_.clear();
+    tune_listeners();
+}
+
+// Applied after every change of the listener set or the configuration.  A
+// failure leaves the listener working as it was, so it is said, not fatal.
+void Master::tune_listeners()
+{
+    for (const listener::Listener& l : listeners_) {
+        try {
+            listener::tune(l, config_.defer_accept, listeners_.size() == 1);
+        } catch (const std::exception& e) {
+            log::warning(e.what());
+        }
+    }
 }
 
 // Socket activation: a socket systemd bound for this address is used as is
@@ -369,6 +383,8 @@ void Master::become_worker(int slot, Fd channel)
     c.access_log_path = config_.log.access_log;
     c.log_mode = access_log::mode_of(config_);
     c.log_format = config_.log.access_format;
+    c.log_buffer = std::size_t(config_.log.access_buffer);
+    c.log_flush_seconds = config_.log.access_flush;
     c.channel = channel.release();
     c.max_requests = config_.workers.max_requests;
     c.identity = identity_;
@@ -794,6 +810,7 @@ void Master::commit_reload(Reload next)
     close_listeners();
     listeners_ = std::move(merged);
     config_ = std::move(next.config);
+    tune_listeners();
     identity_ = std::move(next.identity);
     mime_ = std::move(next.mime);
     access_log_ = std::move(next.access_log);

@@ -1,13 +1,15 @@
 // worker.cpp - the worker process.
 //
-// A worker waits on its own epoll set holding every listener with
-// EPOLLEXCLUSIVE, so a new connection wakes one idle worker, not the whole
-// pool; losing the accept() race to another worker (EAGAIN) is normal.  It
-// serves one connection at a time.  SIGQUIT asks it to finish the current
-// request and exit; the signal is blocked except while the worker waits, so
-// the request in progress is never interrupted.  SIGTERM ends it at once.
-// If the master dies, the kernel sends SIGQUIT (PR_SET_PDEATHSIG), so no
-// orphan keeps serving an old configuration.
+// With one listener a worker sleeps in a blocking accept(), and the kernel
+// hands each new connection to exactly one sleeper.  With several, it waits
+// on its own epoll set holding every listener with EPOLLEXCLUSIVE, so a new
+// connection wakes one idle worker, not the whole pool; losing the accept()
+// race to another worker (EAGAIN) is then normal.  It serves one connection
+// at a time.  SIGQUIT asks it to finish the current request and exit; the
+// signal is blocked except while the worker waits, so the request in
+// progress is never interrupted.  SIGTERM ends it at once.  If the master
+// dies, the kernel sends SIGQUIT (PR_SET_PDEATHSIG), so no orphan keeps
+// serving an old configuration.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>
@@ -19,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -29,21 +32,61 @@
 namespace preforkd::worker {
 namespace {
 
-volatile sig_atomic_t g_quit = 0;
+// Facts recorded by the signal handlers.  QUIT, TERM and ALRM are blocked
+// except while the worker waits (g_wait_mask), so they land between
+// requests, never in the middle of building or logging one.
+volatile sig_atomic_t g_quit = 0;        // connection::kQuitGraceful or kQuitNow
+volatile sig_atomic_t g_flush_due = 0;   // the access-log buffer is old enough
 sigset_t g_wait_mask;
+// The listener a blocking accept() is waiting on (-1 outside that wait), and
+// a descriptor accept() fails on at once, for the handler to put in its
+// place: the worker's channel to the master, a datagram socket.
+volatile sig_atomic_t g_accept_fd = -1;
+int g_not_listening = -1;
+
+// accept() cannot swap the signal mask atomically as ppoll() does: the
+// signal may land after the last look at g_quit, before the call.  With
+// another socket in the listener's place (in this process only), that
+// accept() fails at once instead of sleeping on.
+void stop_accepting()
+{
+    int fd = g_accept_fd;
+    if (fd >= 0) {
+        int saved = errno;
+        ::dup2(g_not_listening, fd);
+        errno = saved;
+    }
+}
 
 extern "C" void on_quit(int)
 {
-    g_quit = 1;
+    if (g_quit < connection::kQuitGraceful)
+        g_quit = connection::kQuitGraceful;
+    stop_accepting();
+}
+
+extern "C" void on_terminate(int)
+{
+    g_quit = connection::kQuitNow;
+    stop_accepting();
+}
+
+extern "C" void on_alarm(int)
+{
+    g_flush_due = 1;
 }
 
 void setup_signals()
 {
     signals::reset_for_child();
     struct sigaction sa {};
-    sa.sa_handler = on_quit;
     sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_quit;
     sigaction(SIGQUIT, &sa, nullptr);
+    sa.sa_handler = on_terminate;
+    sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
     // SIGINT too: Ctrl-C in a foreground run reaches the whole process group,
     // and the master ends its workers itself, after it has decided to stop.
@@ -51,9 +94,21 @@ void setup_signals()
         sigaction(s, &sa, nullptr);
     sigset_t block;
     sigemptyset(&block);
-    sigaddset(&block, SIGQUIT);
+    for (int s : {SIGQUIT, SIGTERM, SIGALRM})
+        sigaddset(&block, s);
     sigprocmask(SIG_BLOCK, &block, &g_wait_mask);
-    sigdelset(&g_wait_mask, SIGQUIT);
+    for (int s : {SIGQUIT, SIGTERM, SIGALRM})
+        sigdelset(&g_wait_mask, s);
+}
+
+// The flush timer runs while the access-log buffer holds lines: it interrupts
+// whatever wait the worker is in once `seconds` have passed, and again every
+// `seconds` after, in case one signal landed just before a blocking accept().
+void set_flush_timer(int seconds)
+{
+    itimerval t{};
+    t.it_value.tv_sec = t.it_interval.tv_sec = seconds;
+    ::setitimer(ITIMER_REAL, &t, nullptr);
 }
 
 void watch_master(pid_t master)
@@ -61,7 +116,7 @@ void watch_master(pid_t master)
     ::prctl(PR_SET_PDEATHSIG, SIGQUIT);
     // The master may have died between fork() and prctl().
     if (::getppid() != master)
-        g_quit = 1;
+        g_quit = connection::kQuitGraceful;
 }
 
 Fd make_epoll(const std::vector<int>& listeners)
@@ -123,10 +178,13 @@ public:
     explicit Worker(Context& c) : c_(c), slot_(c.board->slots[c.slot]) {}
     void start();
     void loop();
+    void flush_log();
 
 private:
-    void accept_from(int listener);
+    int wait_and_accept(int listener, sockaddr_storage& peer);
+    void serve(int fd, const sockaddr_storage& peer);
     void write_log(const access_log::Entry& e);
+    void write_lines(const std::string& lines);
     void refresh_log_fd();
     void close_listeners();
 
@@ -135,6 +193,7 @@ private:
     Fd epoll_;
     long served_ = 0;
     long limit_ = 0;
+    std::string pending_;       // buffered access-log lines, whole lines only
     bool log_failing_ = false;
     std::int64_t log_failure_said_ms_ = 0;
 };
@@ -148,7 +207,9 @@ void Worker::start()
     privileges::drop(c_.identity);
     // After the drop: changing credentials clears the parent-death signal.
     watch_master(master);
-    epoll_ = make_epoll(c_.listeners);
+    g_not_listening = c_.channel;
+    if (c_.listeners.size() > 1)
+        epoll_ = make_epoll(c_.listeners);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
 }
 
@@ -156,27 +217,65 @@ void Worker::loop()
 {
     scoreboard::set_state(slot_, scoreboard::State::idle);
     while (!g_quit && (limit_ == 0 || served_ < limit_)) {
-        epoll_event ev;
-        int n = ::epoll_pwait(epoll_.get(), &ev, 1, -1, &g_wait_mask);
-        if (n < 0 && errno != EINTR)
-            throw sys_error("epoll_wait");
-        if (n == 1 && !g_quit)
-            accept_from(ev.data.fd);
+        if (g_flush_due)
+            flush_log();
+        int listener = -1;
+        if (epoll_) {
+            epoll_event ev;
+            int n = ::epoll_pwait(epoll_.get(), &ev, 1, -1, &g_wait_mask);
+            if (n < 0 && errno != EINTR)
+                throw sys_error("epoll_wait");
+            if (n == 1 && !g_quit)
+                listener = ev.data.fd;
+        } else if (!c_.listeners.empty()) {
+            listener = c_.listeners.front();
+        }
+        if (listener < 0)
+            continue;
+        sockaddr_storage peer{};
+        int fd = wait_and_accept(listener, peer);
+        if (fd >= 0) {
+            Fd conn(fd);
+            serve(conn.get(), peer);
+        } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            back_off_accept(errno);
+        }
+        // Otherwise: EAGAIN (another worker won the race), ECONNABORTED (the
+        // client gave up), EINTR or a failed accept on the swapped-in
+        // socket (told to quit).
     }
     scoreboard::set_state(slot_, scoreboard::State::draining);
 }
 
-void Worker::accept_from(int listener)
+// accept() with QUIT, TERM and ALRM let through: a blocking listener sleeps
+// here.  A listener that turns out non-blocking (a reload to several
+// listeners makes them so while this worker's generation drains) is waited
+// for with ppoll, which takes the signal mask atomically.
+int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
 {
-    sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    Fd conn(::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len,
-                      SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!conn) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            back_off_accept(errno);
-        return;   // EAGAIN: another worker won the race; ECONNABORTED: gone
+    sigset_t serving;
+    ::sigprocmask(SIG_SETMASK, &g_wait_mask, &serving);
+    g_accept_fd = listener;
+    int fd = -1;
+    errno = EINTR;
+    if (!g_quit && !g_flush_due) {
+        socklen_t len = sizeof peer;
+        fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
+    int err = errno;
+    g_accept_fd = -1;
+    ::sigprocmask(SIG_SETMASK, &serving, nullptr);
+    if (fd < 0 && err == EAGAIN && !epoll_) {
+        pollfd p{listener, POLLIN, 0};
+        ::ppoll(&p, 1, nullptr, &g_wait_mask);
+    }
+    errno = err;
+    return fd;
+}
+
+void Worker::serve(int fd, const sockaddr_storage& peer)
+{
     connection::Env env;
     env.slot = &slot_;
     env.board = c_.board;
@@ -185,7 +284,11 @@ void Worker::accept_from(int listener)
     if (c_.log_mode != access_log::Mode::off)
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
-    connection::serve(conn.get(), remote_name(peer), c_.settings, c_.site, env);
+    env.on_wait = [this] {
+        if (g_flush_due)
+            flush_log();
+    };
+    connection::serve(fd, remote_name(peer), c_.settings, c_.site, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -214,20 +317,46 @@ void Worker::refresh_log_fd()
     c_.log_epoch = epoch;
 }
 
+// Lines are gathered in a buffer and written whole, many per write(2): when
+// the buffer is full, when its oldest line is log_flush_seconds old (the
+// timer's signal interrupts any wait), and before the worker exits.
 void Worker::write_log(const access_log::Entry& e)
 {
-    std::string line = access_log::format(e, c_.log_format);
     if (c_.log_mode == access_log::Mode::syslog) {
+        std::string line = access_log::format(e, c_.log_format);
         line.pop_back();
         ::syslog(LOG_INFO, "%s", line.c_str());
         return;
     }
+    bool was_empty = pending_.empty();
+    access_log::append(pending_, e, c_.log_format);
+    if (pending_.size() >= c_.log_buffer)
+        flush_log();
+    else if (was_empty)
+        set_flush_timer(c_.log_flush_seconds);
+}
+
+void Worker::flush_log()
+{
+    g_flush_due = 0;
+    if (pending_.empty())
+        return;
+    if (c_.log_buffer > 0)
+        set_flush_timer(0);
+    // A reopen since the last write: these lines go to the new file, so the
+    // renamed one stops growing once the reopen is done.
     refresh_log_fd();
-    // One write(2) per line on an O_APPEND file: lines of concurrent workers
-    // never interleave.  A failed write (disk full) must not fail the request;
-    // it is said once a minute, and the recovery once.
-    ssize_t n = ::write(c_.access_log_fd, line.data(), line.size());
-    if (n >= 0 && std::size_t(n) < line.size()) {
+    write_lines(pending_);
+    pending_.clear();
+}
+
+// One write(2) of whole lines on an O_APPEND file: lines of concurrent
+// workers never interleave.  A failed write (disk full) must not fail the
+// request; it is said once a minute, and the recovery once.
+void Worker::write_lines(const std::string& lines)
+{
+    ssize_t n = ::write(c_.access_log_fd, lines.data(), lines.size());
+    if (n >= 0 && std::size_t(n) < lines.size()) {
         take_back(c_.access_log_fd, n);
         n = -1;
         errno = ENOSPC;
@@ -270,13 +399,15 @@ void run(Context& context)
         log::err(std::string("worker could not start: ") + e.what());
         ::_exit(3);
     }
+    int status = 0;
     try {
         w.loop();
     } catch (const std::exception& e) {
         log::err(std::string("worker failed: ") + e.what());
-        ::_exit(1);
+        status = 1;
     }
-    ::_exit(0);
+    w.flush_log();
+    ::_exit(status);
 }
 
 }  // namespace preforkd::worker

@@ -1,8 +1,8 @@
 // access_log.hpp - one line per request, Common or Combined Log Format.
 //
 // The master opens the file (O_APPEND, before privileges drop) and workers
-// inherit it; each line is one write(2), so lines from many workers never
-// interleave.  On reopen the master sends the new descriptor to every worker
+// inherit it; a worker writes whole lines, one or many per write(2), so
+// lines from many workers never interleave.  On reopen the master sends the new descriptor to every worker
 // over its channel and bumps an epoch in the scoreboard; a worker that sees
 // a new epoch takes the descriptor before its next line.
 #pragma once
@@ -38,6 +38,8 @@ struct Entry {
 
 // The line, newline included.
 std::string format(const Entry& entry, config::AccessFormat format);
+// The same line, appended to `out` (a worker's buffer of pending lines).
+void append(std::string& out, const Entry& entry, config::AccessFormat format);
 
 // Sends `fd` over the unix datagram socket `channel` (SCM_RIGHTS).
 bool send_fd(int channel, int fd);

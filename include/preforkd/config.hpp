@@ -64,6 +64,8 @@ struct Log {
     int facility_code = 3 << 3;            // LOG_DAEMON, derived
     std::string access_log = "/var/log/preforkd/access.log";  // path, "syslog", "off"
     AccessFormat access_format = AccessFormat::combined;
+    int access_buffer = 16384;   // bytes a worker gathers per write; 0: a write per line
+    int access_flush = 1;        // seconds a gathered line waits at most
 };
 
 inline constexpr int kMaxWorkers = 4096;
@@ -77,6 +79,7 @@ struct Config {
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
+    int defer_accept = 1;             // TCP_DEFER_ACCEPT seconds, 0 = off
     Workers workers;
     Http http;
     Log log;

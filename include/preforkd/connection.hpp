@@ -30,12 +30,19 @@ struct Settings {
     int send_timeout_ms = 60000;
 };
 
+inline constexpr sig_atomic_t kQuitGraceful = 1;
+inline constexpr sig_atomic_t kQuitNow = 2;
+
 struct Env {
     scoreboard::Slot* slot = nullptr;
     const scoreboard::Board* board = nullptr;   // pool-wide figures
     const sigset_t* wait_mask = nullptr;        // mask while waiting (QUIT open)
-    const volatile sig_atomic_t* quit = nullptr; // set by the worker's QUIT handler
+    // Set by the worker's signal handlers: kQuitGraceful (QUIT: finish the
+    // request in progress) or kQuitNow (TERM: drop the connection).
+    const volatile sig_atomic_t* quit = nullptr;
     std::function<void(const access_log::Entry&)> log;
+    // Called before each wait, where the worker flushes a due log buffer.
+    std::function<void()> on_wait;
     // Called once, the first time a wait notices the quit request.
     std::function<void()> on_quit;
 };

@@ -47,6 +47,17 @@ struct Listener {
 // one is an error.  Throws std::system_error naming bind and the address.
 Listener open(const Address& address, int unix_mode_bits, int backlog = 511);
 
+// Settings a listener takes from the configuration, applied to bound,
+// inherited and kept sockets alike (so a reload can change them):
+// - defer_seconds: TCP_DEFER_ACCEPT, so a connection reaches accept() only
+//   once its first bytes have arrived (or after about that many seconds);
+//   0 turns it off.  Not for unix sockets.
+// - blocking: a lone listener is blocking, so workers sleep in accept() and
+//   the kernel wakes exactly one; with several, workers wait in epoll and
+//   need non-blocking sockets.
+// Throws std::system_error naming the option and the address.
+void tune(const Listener& l, int defer_seconds, bool blocking);
+
 // The port actually bound (for port 0 in tests).
 unsigned bound_port(int fd);
 

@@ -110,6 +110,7 @@ private:
     void stop(Phase phase);
     void adjust_floor(int delta);
     void close_listeners();
+    void tune_listeners();
     listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
     void announce_status();
 

@@ -25,6 +25,8 @@ struct Context {
     std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
     config::AccessFormat log_format = config::AccessFormat::combined;
+    std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
+    int log_flush_seconds = 1;           // longest a buffered line waits
     int channel = -1;                    // unix datagram socket to the master
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;

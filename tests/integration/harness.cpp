@@ -728,7 +728,7 @@ std::string config_text(const Options& o) {
     c << "http = { root = \"" << o.root << "\"; index = [ \"index.html\" ]; keepalive_timeout = "
       << o.keepalive_timeout << "; };\n";
     c << "log = { level = \"" << o.level << "\"; access_log = \"" << o.access_log
-      << "\"; access_format = \"combined\"; };\n";
+      << "\"; access_format = \"combined\"; " << o.log_extra << " };\n";
     c << o.extra;
     return c.str();
 }

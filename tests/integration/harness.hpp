@@ -164,6 +164,7 @@ struct Options {
     std::string access_log = "access.log";
     std::string level = "info";
     std::string extra;                       // appended verbatim (user = ...;)
+    std::string log_extra;                   // inside log = { ... } (access_flush = 1;)
 };
 
 std::string config_text(const Options& o);

@@ -410,6 +410,19 @@ Test(reliability, emfile_no_busy_loop_and_recovers, .timeout = 40) {
                  strerror(errno));
         lowered += format(" %d: %zu fds, limit %lu;", w, fds.size(), static_cast<unsigned long>(lowest_free));
     }
+    // A worker asleep in accept() reserved the descriptor for its next
+    // connection before the limit came down, so each worker takes one more
+    // connection (its answer may be a 500: opening the file needs a
+    // descriptor) before its accept() runs into EMFILE.
+    for (size_t i = 0; i < workers.size(); ++i) {
+        int prime = connect_tcp(d.port);
+        std::string buffer;
+        Response answer = prime >= 0 && send_all(prime, request("GET", "/x.txt?prime", false))
+                              ? read_response(prime, buffer, false, 5s)
+                              : Response{};
+        if (prime >= 0) ::close(prime);
+        D_ASSERT(d, answer.ok, "connection %zu before EMFILE: no answer: %s", i, answer.error.c_str());
+    }
     // The waiting request first, then more idle connections than descriptors.
     int waiting = connect_tcp(d.port);
     D_ASSERT(d, waiting >= 0 && send_all(waiting, request("GET", "/x.txt?waiting", false)), "waiting request failed");

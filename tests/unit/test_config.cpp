@@ -115,6 +115,7 @@ void assert_same(const Config& a, const Config& b)
     cr_assert(a.listen == b.listen);
     assert_text(a.unix_mode, b.unix_mode);
     cr_assert_eq(a.unix_mode_bits, b.unix_mode_bits);
+    cr_assert_eq(a.defer_accept, b.defer_accept);
     assert_same_workers(a.workers, b.workers);
     assert_same_http(a.http, b.http);
     assert_text(a.log.level, b.log.level);
@@ -123,6 +124,8 @@ void assert_same(const Config& a, const Config& b)
     cr_assert_eq(a.log.facility_code, b.log.facility_code);
     assert_text(a.log.access_log, b.log.access_log);
     cr_assert(a.log.access_format == b.log.access_format);
+    cr_assert_eq(a.log.access_buffer, b.log.access_buffer);
+    cr_assert_eq(a.log.access_flush, b.log.access_flush);
 }
 
 }  // namespace
@@ -145,6 +148,9 @@ Test(config, empty_text_gives_every_default)
     cr_assert_eq(c.log.facility_code, LOG_DAEMON);
     cr_assert_eq(c.log.access_format, AccessFormat::combined);
     cr_assert_eq(c.unix_mode_bits, 0666);
+    cr_assert_eq(c.defer_accept, 1);
+    cr_assert_eq(c.log.access_buffer, 16384);
+    cr_assert_eq(c.log.access_flush, 1);
 }
 
 Test(config, every_key_is_read)
@@ -152,6 +158,7 @@ Test(config, every_key_is_read)
     Config c = load_string(R"(
 user = "www"; group = "web"; pid_file = "/run/p.pid"; chroot = "/jail";
 listen = ( "127.0.0.1:8080", "[::1]:8080", "unix:/run/p.sock" ); unix_mode = "0660";
+defer_accept = 0;
 workers = { start = 2; min_spare = 1; max_spare = 3; max = 8; max_requests = 500;
             graceful_timeout = 10; watchdog_timeout = 0; };
 http = { root = "/srv/www"; index = [ "index.htm", "default.html" ]; autoindex = true;
@@ -159,7 +166,7 @@ http = { root = "/srv/www"; index = [ "index.htm", "default.html" ]; autoindex =
          max_header_size = 4096; max_headers = 50; server_tokens = true;
          mime_types = "/etc/m.types"; default_type = "text/plain"; };
 log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
-        access_format = "common"; };
+        access_format = "common"; access_buffer = 0; access_flush = 5; };
 )", "t.conf", g_dir);
     assert_text(c.user, "www");
     assert_text(c.chroot, "/jail");
@@ -174,6 +181,8 @@ log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
     cr_assert_eq(c.log.facility_code, LOG_LOCAL3);
     assert_text(c.log.access_log, "syslog");
     cr_assert_eq(c.log.access_format, AccessFormat::common);
+    cr_assert_eq(c.defer_accept, 0);
+    cr_assert(c.log.access_buffer == 0 && c.log.access_flush == 5);
 }
 
 Test(config, unwritten_pool_defaults_follow_written_limits)
@@ -246,6 +255,10 @@ Test(config, out_of_range_names_the_limits)
                    "t.conf:4: workers.max_requests must be between 0 and 9223372036854775807",
                    "t.conf:7: http.header_timeout must be between 1 and 3600",
                    "t.conf:8: http.max_header_size must be between 1024 and 1048576"});
+    assert_errors("defer_accept = -1;\nlog = {\n  access_buffer = 2000000;\n  access_flush = 0;\n};\n",
+                  {"t.conf:1: defer_accept must be between 0 and 600",
+                   "t.conf:3: log.access_buffer must be between 0 and 1048576",
+                   "t.conf:4: log.access_flush must be between 1 and 60"});
 }
 
 Test(config, pool_settings_must_agree)
