@@ -188,8 +188,8 @@ bool send_response(Conn& c, http::Response& r)
     bool file = r.file.valid() && r.file_length > 0;
     bool parts = r.file.valid() && !r.parts.empty();
     if (!file && !parts && !r.body.empty()) {
-        std::string whole = r.head + r.body;   // one segment for small bodies
-        return send_bytes(c, whole.data(), whole.size(), false);
+        r.head += r.body;   // one segment for small bodies
+        return send_bytes(c, r.head.data(), r.head.size(), false);
     }
     if (!send_bytes(c, r.head.data(), r.head.size(), file || parts))
         return false;
@@ -240,8 +240,19 @@ void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req
 enum class Read { more, eof, timeout, quit, error };
 
 // Reads what is available into the buffer, waiting up to the phase's timeout.
+// An idle keep-alive connection is waited on first: the client has only just
+// been answered, so its next request is rarely there yet, and a recv() that
+// would fail with EAGAIN is a system call per request for nothing.
 Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline)
 {
+    if (idle_keepalive) {
+        switch (wait_for(c, POLLIN, deadline, true)) {
+        case Wait::ready: break;
+        case Wait::timeout: return Read::timeout;
+        case Wait::quit: return Read::quit;
+        case Wait::error: return Read::error;
+        }
+    }
     for (;;) {
         char chunk[16384];
         ssize_t n = ::recv(c.fd, chunk, sizeof chunk, 0);

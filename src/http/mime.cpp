@@ -84,15 +84,20 @@ MimeMap load_mime_types(const std::string& path)
 std::string content_type(const Site& site, std::string_view filename)
 {
     std::size_t dot = filename.rfind('.');
-    std::string type = site.default_type;
+    const std::string* type = &site.default_type;
     // dot == 0 is a hidden file (".profile"), which has no extension.
     if (site.mime && dot != std::string_view::npos && dot != 0) {
         auto it = site.mime->find(lower(filename.substr(dot + 1)));
-        if (it != site.mime->end()) type = it->second;
+        if (it != site.mime->end()) type = &it->second;
     }
-    if (type.starts_with("text/") && type.find("charset") == std::string::npos)
-        type += "; charset=utf-8";
-    return type;
+    constexpr std::string_view kCharset = "; charset=utf-8";
+    bool add_charset = type->starts_with("text/") && type->find("charset") == std::string::npos;
+    std::string out;
+    out.reserve(type->size() + kCharset.size());
+    out += *type;
+    if (add_charset)
+        out += kCharset;
+    return out;
 }
 
 }  // namespace preforkd::http

@@ -93,8 +93,9 @@ Response start_response(const Exchange& x, int status)
 {
     Response r;
     r.status = status;
-    r.head.reserve(320);
-    r.head = "HTTP/1.1 " + status_text(status) + "\r\n";
+    // Room for a typical head and a small body appended to it for sending.
+    r.head.reserve(512);
+    r.head.append("HTTP/1.1 ").append(status_text(status)).append("\r\n");
     add_header(r, "Date", current_http_date());
     add_header(r, "Server", x.site.server_tokens ? "preforkd/" PREFORKD_VERSION : "preforkd");
     return r;

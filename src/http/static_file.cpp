@@ -321,15 +321,45 @@ struct Representation {
 // variant gets a suffix of its own: were "a.gz" a hard link to "a" (one
 // inode), the two representations would otherwise share a validator while
 // differing in Content-Encoding, and a cache could answer one with the other.
+void append_hex(std::string& out, std::uint64_t n)
+{
+    char buf[16];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    do {
+        *--p = "0123456789abcdef"[n & 15];
+        n >>= 4;
+    } while (n);
+    out.append(p, std::size_t(end - p));
+}
+
 std::string make_etag(const struct stat& st, bool gzip)
 {
     std::uint64_t mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
                              static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
-    char buf[80];
-    std::snprintf(buf, sizeof buf, "\"%" PRIx64 "-%" PRIx64 "-%" PRIx64 "%s\"",
-                  static_cast<std::uint64_t>(st.st_ino), static_cast<std::uint64_t>(st.st_size),
-                  mtime_ns, gzip ? "-gz" : "");
-    return buf;
+    std::string etag;
+    etag.reserve(56);
+    etag += '"';
+    append_hex(etag, static_cast<std::uint64_t>(st.st_ino));
+    etag += '-';
+    append_hex(etag, static_cast<std::uint64_t>(st.st_size));
+    etag += '-';
+    append_hex(etag, mtime_ns);
+    etag += gzip ? "-gz\"" : "\"";
+    return etag;
+}
+
+// Last-Modified of the file answered last: a worker mostly answers the same
+// few files, and the formatting is what costs.
+const std::string& last_modified_of(time_t mtime)
+{
+    static time_t cached_for = -1;
+    static std::string text;
+    if (mtime != cached_for) {
+        text = format_http_date(mtime);
+        cached_for = mtime;
+    }
+    return text;
 }
 
 // "name.gz" goes through the same resolve() gate as a requested path (beneath
@@ -355,7 +385,7 @@ Representation represent(const Context& c, const std::string& url_path, Resolved
     rep.file = std::move(rep.gzip ? *gz : plain);
     rep.type = content_type(c.x.site, url_path.substr(url_path.rfind('/') + 1));
     rep.etag = make_etag(rep.file.st, rep.gzip);
-    rep.last_modified = format_http_date(rep.mtime());
+    rep.last_modified = last_modified_of(rep.mtime());
     return rep;
 }
 

@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 
 #include <cstdio>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -180,6 +181,28 @@ Test(http_static, a_file_is_served_with_its_metadata)
     cr_expect(r.head.ends_with("\r\n\r\n"));
     cr_expect_eq(content(r), "hello");
     cr_expect_eq(r.body_bytes(), 5u);
+}
+
+// Last-Modified is formatted once per mtime and kept: answers for files with
+// other times, and for the same file after its time changed, must not
+// reuse it.
+Test(http_static, validators_follow_each_file_and_each_change)
+{
+    std::string a = g_site.root + "/a.txt";
+    Response first = ask("/a.txt");
+    timespec times[2] = {{0, UTIME_OMIT}, {1000000000, 123}};   // 2001-09-09 01:46:40 UTC
+    cr_assert_eq(utimensat(AT_FDCWD, a.c_str(), times, 0), 0);
+    Response changed = ask("/a.txt");
+    Response other = ask("/page.html");
+    Response again = ask("/a.txt");
+    cr_expect_eq(field(changed, "Last-Modified"), "Sun, 09 Sep 2001 01:46:40 GMT");
+    cr_expect_neq(field(changed, "ETag"), field(first, "ETag"));
+    cr_expect(field(changed, "ETag").find("-de0b6b3a764007b\"") != std::string::npos,
+              "ETag %s does not end in the new mtime in ns (hex)", field(changed, "ETag").c_str());
+    cr_expect_eq(field(other, "Last-Modified").size(), 29u);
+    cr_expect_neq(field(other, "Last-Modified"), field(changed, "Last-Modified"));
+    cr_expect_eq(field(again, "Last-Modified"), field(changed, "Last-Modified"));
+    cr_expect_eq(field(again, "ETag"), field(changed, "ETag"));
 }
 
 Test(http_static, content_type_follows_the_extension)
