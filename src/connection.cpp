@@ -187,9 +187,11 @@ bool send_response(Conn& c, http::Response& r)
     scoreboard::set_state(*c.env.slot, State::writing);
     bool file = r.file.valid() && r.file_length > 0;
     bool parts = r.file.valid() && !r.parts.empty();
-    if (!file && !parts && !r.body.empty()) {
+    // The last answer on a connection goes out corked (MSG_MORE): the close
+    // that follows at once sends it with the FIN in the same segment.
+    if (!file && !parts) {
         r.head += r.body;   // one segment for small bodies
-        return send_bytes(c, r.head.data(), r.head.size(), false);
+        return send_bytes(c, r.head.data(), r.head.size(), r.close);
     }
     if (!send_bytes(c, r.head.data(), r.head.size(), file || parts))
         return false;
