@@ -37,6 +37,7 @@
 #include <sstream>
 #include <string_view>
 #include <sys/stat.h>
+#include <sched.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -57,7 +58,7 @@ constexpr std::string_view kTopKeys[] = {"user",   "group",     "pid_file", "chr
                                          "unix_mode", "defer_accept", "workers", "http", "log"};
 constexpr std::string_view kWorkerKeys[] = {"start",        "min_spare",        "max_spare",
                                             "max",          "max_requests",     "graceful_timeout",
-                                            "watchdog_timeout"};
+                                            "watchdog_timeout", "cpu_scheduling"};
 constexpr std::string_view kHttpKeys[] = {
     "root",           "index",       "autoindex",       "keepalive_timeout", "keepalive_requests",
     "header_timeout", "send_timeout", "max_header_size", "max_headers",      "server_tokens",
@@ -84,6 +85,7 @@ constexpr Named kFacilities[] = {{"daemon", LOG_DAEMON}, {"user", LOG_USER},
                                  {"local2", LOG_LOCAL2}, {"local3", LOG_LOCAL3},
                                  {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
                                  {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
+constexpr Named kPolicies[] = {{"other", SCHED_OTHER}, {"batch", SCHED_BATCH}};
 constexpr Named kFormats[] = {{"common", int(AccessFormat::common)},
                               {"combined", int(AccessFormat::combined)}};
 
@@ -567,6 +569,7 @@ void Loader::load_workers(const Setting* g)
         read_int(*g, "max_requests", w.max_requests, 0, LONG_MAX);
         read_int(*g, "graceful_timeout", w.graceful_timeout, 0, 86400);
         read_int(*g, "watchdog_timeout", w.watchdog_timeout, 0, 86400);
+        read_choice(*g, "cpu_scheduling", kPolicies, w.cpu_scheduling, w.cpu_policy);
     }
     check_pool(g);
 }
@@ -918,6 +921,7 @@ void dump_workers(std::ostream& o, const Workers& w)
       << "  max_requests = " << int_literal(w.max_requests) << ";\n"
       << "  graceful_timeout = " << w.graceful_timeout << ";\n"
       << "  watchdog_timeout = " << w.watchdog_timeout << ";\n"
+      << "  cpu_scheduling = " << literal(w.cpu_scheduling) << ";\n"
       << "};\n";
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdexcept>
+#include <sched.h>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct Workers {
     long max_requests = 10000;     // connections before recycling, 0 = never
     int graceful_timeout = 30;     // seconds
     int watchdog_timeout = 60;     // seconds, 0 = off
+    std::string cpu_scheduling = "batch";   // "batch" or "other"
+    int cpu_policy = SCHED_BATCH;           // derived
 };
 
 struct Http {

@@ -111,6 +111,7 @@ private:
     void adjust_floor(int delta);
     void close_listeners();
     void tune_listeners();
+    void apply_cpu_scheduling();
     listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
     void announce_status();
 

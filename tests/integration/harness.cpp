@@ -724,7 +724,7 @@ std::string config_text(const Options& o) {
       << "; max_spare = " << o.max_spare << "; max = " << o.max
       << "; graceful_timeout = " << o.graceful_timeout
       << "; watchdog_timeout = " << o.watchdog_timeout << "; max_requests = " << o.max_requests
-      << "; };\n";
+      << "; " << o.workers_extra << " };\n";
     c << "http = { root = \"" << o.root << "\"; index = [ \"index.html\" ]; keepalive_timeout = "
       << o.keepalive_timeout << "; };\n";
     c << "log = { level = \"" << o.level << "\"; access_log = \"" << o.access_log

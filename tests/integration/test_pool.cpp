@@ -2,6 +2,7 @@
 // `start` workers at boot, growth under load up to `max` (never above),
 // shrinking back to `max_spare` idle workers, a killed worker replaced.
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -171,5 +172,35 @@ Test(pool, workers_exit_when_the_master_is_killed, .timeout = 30) {
     }
     D_ASSERT(d, gone, "workers %s still alive 5 s after the master was killed",
              join(alive).c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// workers.cpu_scheduling: every worker runs under the configured policy, and
+// a reload changes it for the new generation.
+Test(pool, workers_run_under_the_configured_cpu_scheduling, .timeout = 40) {
+    auto policies = [](const std::vector<pid_t>& pids) {
+        std::string text;
+        for (pid_t p : pids) {
+            int policy = sched_getscheduler(p);
+            text += policy == SCHED_BATCH ? " batch" : policy == SCHED_OTHER ? " other" : " ?";
+        }
+        return text;
+    };
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers");
+    std::string before = policies(d.workers());
+    D_ASSERT(d, before == " batch batch", "default policy of the workers:%s, want batch", before.c_str());
+
+    Options o = d.opts;
+    o.workers_extra = "cpu_scheduling = \"other\";";
+    d.write_config(o);
+    D_ASSERT(d, d.signal(SIGHUP), "kill -HUP failed");
+    D_ASSERT(d, d.wait_log("reload: generation 1 retired").has_value(), "generation 1 never retired");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers after the reload");
+    std::string after = policies(d.workers());
+    D_ASSERT(d, after == " other other", "policy after reloading with \"other\":%s", after.c_str());
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the reload: %s", r.error.c_str());
     NO_SANITIZER_REPORTS();
 }

@@ -6,6 +6,7 @@
 // Criterion runs each test in its own process, so the temporary directory
 // lives in a global made by the suite's .init and removed by its .fini.
 #include <criterion/criterion.h>
+#include <sched.h>
 
 #include <filesystem>
 #include <fstream>
@@ -91,6 +92,8 @@ void assert_same_workers(const Workers& a, const Workers& b)
     cr_assert(a.max == b.max && a.max_requests == b.max_requests);
     cr_assert(a.graceful_timeout == b.graceful_timeout);
     cr_assert(a.watchdog_timeout == b.watchdog_timeout);
+    assert_text(a.cpu_scheduling, b.cpu_scheduling);
+    cr_assert_eq(a.cpu_policy, b.cpu_policy);
 }
 
 void assert_same_http(const Http& a, const Http& b)
@@ -149,6 +152,7 @@ Test(config, empty_text_gives_every_default)
     cr_assert_eq(c.log.access_format, AccessFormat::combined);
     cr_assert_eq(c.unix_mode_bits, 0666);
     cr_assert_eq(c.defer_accept, 1);
+    cr_assert_eq(c.workers.cpu_policy, SCHED_BATCH);
     cr_assert_eq(c.log.access_buffer, 16384);
     cr_assert_eq(c.log.access_flush, 1);
 }
@@ -160,7 +164,7 @@ user = "www"; group = "web"; pid_file = "/run/p.pid"; chroot = "/jail";
 listen = ( "127.0.0.1:8080", "[::1]:8080", "unix:/run/p.sock" ); unix_mode = "0660";
 defer_accept = 0;
 workers = { start = 2; min_spare = 1; max_spare = 3; max = 8; max_requests = 500;
-            graceful_timeout = 10; watchdog_timeout = 0; };
+            graceful_timeout = 10; watchdog_timeout = 0; cpu_scheduling = "other"; };
 http = { root = "/srv/www"; index = [ "index.htm", "default.html" ]; autoindex = true;
          keepalive_timeout = 0; keepalive_requests = 7; header_timeout = 3; send_timeout = 4;
          max_header_size = 4096; max_headers = 50; server_tokens = true;
@@ -182,6 +186,7 @@ log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
     assert_text(c.log.access_log, "syslog");
     cr_assert_eq(c.log.access_format, AccessFormat::common);
     cr_assert_eq(c.defer_accept, 0);
+    cr_assert_eq(c.workers.cpu_policy, SCHED_OTHER);
     cr_assert(c.log.access_buffer == 0 && c.log.access_flush == 5);
 }
 
@@ -292,6 +297,8 @@ Test(config, log_choices_are_listed)
                    "t.conf:3: log.syslog_facility must be one of daemon, user, local0, local1, "
                    "local2, local3, local4, local5, local6, local7",
                    "t.conf:4: log.access_format must be one of common, combined"});
+    assert_errors("workers = {\n  cpu_scheduling = \"fifo\";\n};\n",
+                  {"t.conf:2: workers.cpu_scheduling must be one of other, batch"});
 }
 
 Test(config, empty_and_malformed_strings)
