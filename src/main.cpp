@@ -20,6 +20,7 @@
 #include "preforkd/master.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/pidfile.hpp"
+#include "preforkd/reload_status.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
 
@@ -50,18 +51,52 @@ std::string absolute(const std::string& path)
     return path;
 }
 
+// `-s reload` waits for the master's answer (reload_status.hpp): the count
+// of reloads it has handled moves past the one seen before the signal.
+constexpr int kReloadWaitMs = 30000;
+
+int await_reload(pid_t pid, const std::string& status_path, unsigned long seen)
+{
+    for (int waited = 0; waited < kReloadWaitMs; waited += 20) {
+        std::optional<reload_status::Outcome> o = reload_status::read(status_path);
+        if (o && o->master == pid && o->count > seen) {
+            if (!o->ok) {
+                std::cerr << "preforkd: reload failed, the running configuration stays: "
+                          << o->message << '\n';
+                return kExitFailure;
+            }
+            std::cout << "preforkd: reload: " << o->message << '\n';
+            return kExitOk;
+        }
+        if (::kill(pid, 0) != 0 && errno == ESRCH) {
+            std::cerr << "preforkd: the master (pid " << pid << ") exited during the reload\n";
+            return kExitFailure;
+        }
+        ::usleep(20000);
+    }
+    std::cerr << "preforkd: no answer to the reload from the master (pid " << pid << ") within "
+              << kReloadWaitMs / 1000 << " s; see its log\n";
+    return kExitFailure;
+}
+
 int send_signal(const cli::Options& o, const std::string& pid_file)
 {
     int number = signals::from_word(o.signal_word);
+    std::string status_path = reload_status::path_for(pid_file);
+    pid_t pid = 0;
+    unsigned long seen = 0;
     try {
-        pid_t pid = pidfile::running_master(pid_file);
+        pid = pidfile::running_master(pid_file);
+        std::optional<reload_status::Outcome> before = reload_status::read(status_path);
+        if (before && before->master == pid)
+            seen = before->count;
         if (::kill(pid, number) != 0)
             throw sys_error("kill", std::to_string(pid));
     } catch (const std::exception& e) {
         std::cerr << "preforkd: " << e.what() << '\n';
         return kExitFailure;
     }
-    return kExitOk;
+    return number == SIGHUP ? await_reload(pid, status_path, seen) : kExitOk;
 }
 
 int check(const config::Config& c, const cli::Options& o)

@@ -28,6 +28,7 @@
 #include "preforkd/log.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
+#include "preforkd/reload_status.hpp"
 #include "preforkd/signals.hpp"
 #include "preforkd/worker.hpp"
 
@@ -168,6 +169,7 @@ int Master::run()
             reap_workers();
         throw std::runtime_error(startup_error_);
     }
+    reload_status::remove(reload_status::path_for(config_.pid_file));
     pid_file_.remove();
     log::notice("exiting");
     return 0;
@@ -182,6 +184,7 @@ void Master::start()
     access_log_ = access_log::open(config_);
     open_listeners();
     pid_file_ = pidfile::PidFile(config_.pid_file);
+    reload_status::remove(reload_status::path_for(config_.pid_file));   // a dead master's
     board_ = scoreboard::create();
     proctitle::set("preforkd: master process " + proctitle::original());
     log::notice("master process started (pid " + std::to_string(::getpid()) +
@@ -772,6 +775,19 @@ void Master::reload()
     if (!last_reload_.ok) {
         log::err("reload failed, keeping the running configuration: " + last_reload_.message);
         notify::ready("reload failed, running generation " + std::to_string(generation_));
+    }
+    publish_reload_outcome();
+}
+
+// What `preforkd -s reload` waits for (reload_status.hpp).  Failing to write
+// it costs that command its answer, not the reload.
+void Master::publish_reload_outcome()
+{
+    reload_status::Outcome o{::getpid(), ++reloads_handled_, last_reload_.ok, last_reload_.message};
+    try {
+        reload_status::write(reload_status::path_for(config_.pid_file), o);
+    } catch (const std::exception& e) {
+        log::warning(std::string(e.what()) + "; preforkd -s reload cannot learn the outcome");
     }
 }
 

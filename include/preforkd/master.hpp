@@ -112,6 +112,7 @@ private:
     void close_listeners();
     void tune_listeners();
     void apply_cpu_scheduling();
+    void publish_reload_outcome();
     listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
     void announce_status();
 
@@ -145,6 +146,7 @@ private:
     int crash_level_ = 0;
     sigset_t wait_mask_;
     ReloadOutcome last_reload_;
+    unsigned long reloads_handled_ = 0;
 };
 
 // The site a worker serves, from the configuration and the loaded types.

@@ -2,13 +2,18 @@
 // generation of workers; a broken one is refused and the running one keeps
 // serving untouched; a new listener is served and unchanged ones keep their
 // socket.
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "harness.hpp"
 
@@ -159,6 +164,44 @@ Test(reload, signal_reload_reports_a_rejected_config, .timeout = 40) {
     D_ASSERT(d, good.status == 0, "preforkd -s reload of a good config exited %d: '%s'",
              good.status, good.err.c_str());
     D_ASSERT(d, d.wait_log("ready: generation 2").has_value(), "no 'ready: generation 2'");
+    NO_SANITIZER_REPORTS();
+}
+
+// A configuration that parses but that the master cannot apply (a new listen
+// address already taken): only the master knows, and -s reload waits for
+// its answer.
+Test(reload, signal_reload_waits_for_the_masters_verdict, .timeout = 40) {
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, wait_until([&] { return file_exists(d.pid_file); }), "no pid file");
+    RunResult good = run({daemon_binary(), "-s", "reload", "-c", d.conf}, d.dir);
+    D_ASSERT(d, good.status == 0 && good.out.find("generation 2 started") != std::string::npos,
+             "-s reload of an unchanged config: exit %d, stdout '%s', stderr '%s'", good.status,
+             good.out.c_str(), good.err.c_str());
+
+    int taken = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    D_ASSERT(d, taken >= 0 && bind(taken, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    listen(taken, 1) == 0 &&
+                    getsockname(taken, reinterpret_cast<sockaddr*>(&a), &len) == 0,
+             "could not hold a port: %s", strerror(errno));
+    int port = ntohs(a.sin_port);
+    Options o = d.opts;
+    o.listen = {"127.0.0.1:0", format("127.0.0.1:%d", port)};
+    d.write_config(o);
+    RunResult bad = run({daemon_binary(), "-s", "reload", "-c", d.conf}, d.dir);
+    ::close(taken);
+    std::string reason = format("bind(127.0.0.1:%d) failed: Address already in use", port);
+    D_ASSERT(d, bad.status == 1 && bad.err.find(reason) != std::string::npos,
+             "-s reload with a taken address: exit %d, stderr '%s', want 1 and '%s'", bad.status,
+             bad.err.c_str(), reason.c_str());
+    D_ASSERT(d, d.count_log("reload failed, keeping the running configuration") == 1,
+             "want one 'reload failed' line in the log");
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the rejected reload: %s", r.error.c_str());
     NO_SANITIZER_REPORTS();
 }
 
