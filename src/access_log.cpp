@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "preforkd/http/fields.hpp"
+
 namespace preforkd::access_log {
 namespace {
 
@@ -50,18 +52,6 @@ std::string_view clf_time(time_t when)
     return {cached, cached_size};
 }
 
-void append_number(std::string& out, std::uint64_t n)
-{
-    char buf[24];
-    char* end = buf + sizeof buf;
-    char* p = end;
-    do {
-        *--p = char('0' + n % 10);
-        n /= 10;
-    } while (n);
-    out.append(p, std::size_t(end - p));
-}
-
 }  // namespace
 
 Mode mode_of(const config::Config& config)
@@ -101,10 +91,10 @@ void append(std::string& line, const Entry& e, config::AccessFormat format)
     line += " \"";
     append_escaped(line, e.request_line);
     line += "\" ";
-    append_number(line, std::uint64_t(e.status));
+    http::append_unsigned(line, std::uint64_t(e.status));
     line += ' ';
     if (e.bytes)
-        append_number(line, e.bytes);
+        http::append_unsigned(line, e.bytes);
     else
         line += '-';
     if (format == config::AccessFormat::combined) {
@@ -113,7 +103,7 @@ void append(std::string& line, const Entry& e, config::AccessFormat format)
         line += "\" \"";
         append_escaped(line, e.user_agent);
         line += "\" ";
-        append_number(line, std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
+        http::append_unsigned(line, std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
     }
     line += '\n';
 }

@@ -70,6 +70,12 @@ bool quitting(const Env& env)
     return env.quit && *env.quit;
 }
 
+// Told to stop at once (TERM): every wait ends, whatever it waits for.
+bool quitting_now(const Env& env)
+{
+    return env.quit && *env.quit >= kQuitNow;
+}
+
 // How long an idle keep-alive connection may still hold this worker.  With
 // adaptive keep-alive the timeout shrinks in proportion as the idle workers
 // fall short of min_spare, to zero when none is left: an idle client then
@@ -98,7 +104,7 @@ Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool idle_keepali
             c.env.on_quit();
             c.env.on_quit = nullptr;
         }
-        if ((idle_keepalive && quitting(c.env)) || (c.env.quit && *c.env.quit >= kQuitNow))
+        if ((idle_keepalive && quitting(c.env)) || quitting_now(c.env))
             return Wait::quit;
         if (c.env.on_wait)
             c.env.on_wait();

@@ -179,6 +179,7 @@ public:
     void start();
     void loop();
     void flush_log();
+    void flush_log_if_due();
 
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
@@ -217,8 +218,7 @@ void Worker::loop()
 {
     scoreboard::set_state(slot_, scoreboard::State::idle);
     while (!g_quit && (limit_ == 0 || served_ < limit_)) {
-        if (g_flush_due)
-            flush_log();
+        flush_log_if_due();
         int listener = -1;
         if (epoll_) {
             epoll_event ev;
@@ -284,10 +284,7 @@ void Worker::serve(int fd, const sockaddr_storage& peer)
     if (c_.log_mode != access_log::Mode::off)
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
-    env.on_wait = [this] {
-        if (g_flush_due)
-            flush_log();
-    };
+    env.on_wait = [this] { flush_log_if_due(); };
     connection::serve(fd, remote_name(peer), c_.settings, c_.site, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
@@ -334,6 +331,14 @@ void Worker::write_log(const access_log::Entry& e)
         flush_log();
     else if (was_empty)
         set_flush_timer(c_.log_flush_seconds);
+}
+
+// The flush timer's signal only records that the buffer is due; the write
+// happens here, outside the handler, before the worker's next wait.
+void Worker::flush_log_if_due()
+{
+    if (g_flush_due)
+        flush_log();
 }
 
 void Worker::flush_log()

@@ -2,9 +2,10 @@
 //
 // The master opens the file (O_APPEND, before privileges drop) and workers
 // inherit it; a worker writes whole lines, one or many per write(2), so
-// lines from many workers never interleave.  On reopen the master sends the new descriptor to every worker
-// over its channel and bumps an epoch in the scoreboard; a worker that sees
-// a new epoch takes the descriptor before its next line.
+// lines from many workers never interleave.  On reopen the master sends the
+// new descriptor to every worker over its channel and bumps an epoch in the
+// scoreboard; a worker that sees a new epoch takes the descriptor before its
+// next write.
 #pragma once
 
 #include <cstdint>

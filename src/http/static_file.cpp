@@ -321,18 +321,6 @@ struct Representation {
 // variant gets a suffix of its own: were "a.gz" a hard link to "a" (one
 // inode), the two representations would otherwise share a validator while
 // differing in Content-Encoding, and a cache could answer one with the other.
-void append_hex(std::string& out, std::uint64_t n)
-{
-    char buf[16];
-    char* end = buf + sizeof buf;
-    char* p = end;
-    do {
-        *--p = "0123456789abcdef"[n & 15];
-        n >>= 4;
-    } while (n);
-    out.append(p, std::size_t(end - p));
-}
-
 std::string make_etag(const struct stat& st, bool gzip)
 {
     std::uint64_t mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
@@ -340,11 +328,11 @@ std::string make_etag(const struct stat& st, bool gzip)
     std::string etag;
     etag.reserve(56);
     etag += '"';
-    append_hex(etag, static_cast<std::uint64_t>(st.st_ino));
+    append_unsigned(etag, static_cast<std::uint64_t>(st.st_ino), 16);
     etag += '-';
-    append_hex(etag, static_cast<std::uint64_t>(st.st_size));
+    append_unsigned(etag, static_cast<std::uint64_t>(st.st_size), 16);
     etag += '-';
-    append_hex(etag, mtime_ns);
+    append_unsigned(etag, mtime_ns, 16);
     etag += gzip ? "-gz\"" : "\"";
     return etag;
 }

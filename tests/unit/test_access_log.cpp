@@ -9,6 +9,7 @@
 #include <string>
 
 #include "preforkd/access_log.hpp"
+#include "preforkd/http/fields.hpp"
 
 using preforkd::access_log::Entry;
 using preforkd::config::AccessFormat;
@@ -95,4 +96,20 @@ Test(access_log, appended_lines_match_format_and_follow_the_clock)
               "the second line kept the first line's time:\n%s", buffer.c_str());
     cr_assert(buffer.find("[21/Nov/2026:03:22:01 +0000]") != std::string::npos,
               "the third line has the wrong time:\n%s", buffer.c_str());
+}
+
+// The digits of every number on a log line and in an ETag, to the widest.
+Test(access_log, numbers_are_written_whole_in_both_bases)
+{
+    std::string out;
+    preforkd::http::append_unsigned(out, 0);
+    out += ' ';
+    preforkd::http::append_unsigned(out, 18446744073709551615u);
+    out += ' ';
+    preforkd::http::append_unsigned(out, 0, 16);
+    out += ' ';
+    preforkd::http::append_unsigned(out, 18446744073709551615u, 16);
+    out += ' ';
+    preforkd::http::append_unsigned(out, 0xde0b6b3a764007b, 16);
+    cr_assert_str_eq(out.c_str(), "0 18446744073709551615 0 ffffffffffffffff de0b6b3a764007b");
 }

@@ -1,4 +1,5 @@
-// http/fields.hpp - small helpers for header field values (RFC 9110 5.6).
+// http/fields.hpp - small helpers for header field values (RFC 9110 5.6)
+// and the numbers written into them.
 //
 // The parser, the precondition checks and the content negotiation all read
 // comma-separated lists with optional whitespace; they share these few
@@ -6,6 +7,8 @@
 // list walker is a template taking the caller's lambda.
 #pragma once
 
+#include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace preforkd::http {
@@ -20,6 +23,20 @@ inline int hex_value(char c) noexcept
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
+}
+
+// Appends `n` in base 10 or 16 (lower-case digits), without a format string
+// or a locale: for the numbers written on every response and log line.
+inline void append_unsigned(std::string& out, std::uint64_t n, unsigned base = 10)
+{
+    char buf[20];
+    char* end = buf + sizeof buf;
+    char* p = end;
+    do {
+        *--p = "0123456789abcdef"[n % base];
+        n /= base;
+    } while (n);
+    out.append(p, std::size_t(end - p));
 }
 
 // Removes optional whitespace (SP, HTAB) from both ends.
