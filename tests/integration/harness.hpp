@@ -163,9 +163,9 @@ struct Options {
     std::string root = "www";
     std::string access_log = "access.log";
     std::string level = "info";
-    std::string extra;                       // appended verbatim (user = ...;)
-    std::string log_extra;                   // inside log = { ... } (access_flush = 1;)
-    std::string workers_extra;               // inside workers = { ... }
+    std::string extra{};                     // appended verbatim (user = ...;)
+    std::string log_extra{};                 // inside log = { ... } (access_flush = 1;)
+    std::string workers_extra{};             // inside workers = { ... }
 };
 
 std::string config_text(const Options& o);

@@ -19,10 +19,8 @@ namespace {
 // One worker, a short header timeout, and defer_accept as given.
 Daemon one_worker(int defer_seconds)
 {
-    Options o;
-    o.start = o.max_spare = o.max = 1;
-    o.min_spare = 0;
-    o.extra = format("defer_accept = %d;\n", defer_seconds);
+    Options o{.start = 1, .min_spare = 0, .max_spare = 1, .max = 1,
+              .extra = format("defer_accept = %d;\n", defer_seconds)};
     return prepared("header_timeout = 2;", o);
 }
 

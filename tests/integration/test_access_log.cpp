@@ -19,11 +19,10 @@ TestSuite(access_log, .init = setup, .fini = cleanup, .timeout = 60);
 
 namespace {
 
-Options buffered(int flush_seconds, int buffer_bytes = 65536)
+// The log group's buffering keys, for Options::log_extra.
+std::string buffered(int flush_seconds, int buffer_bytes = 65536)
 {
-    Options o;
-    o.log_extra = format("access_buffer = %d; access_flush = %d;", buffer_bytes, flush_seconds);
-    return o;
+    return format("access_buffer = %d; access_flush = %d;", buffer_bytes, flush_seconds);
 }
 
 std::vector<std::string> access_lines(const Daemon& d)
@@ -60,7 +59,7 @@ std::string missing_or_broken(const Daemon& d, int n, const std::string& tag)
 
 void check_flushed_when(int sig)
 {
-    Daemon d = Daemon::prepare(buffered(60));
+    Daemon d = Daemon::prepare(Options{.log_extra = buffered(60)});
     D_ASSERT(d, d.start(), "daemon did not become ready");
     make_requests(d, 20, "stop");
     size_t before = access_lines(d).size();
@@ -83,7 +82,7 @@ Test(access_log, lines_are_written_on_fast_stop, .timeout = 30) {
 }
 
 Test(access_log, lines_of_the_old_generation_are_written_on_reload, .timeout = 30) {
-    Daemon d = Daemon::prepare(buffered(60));
+    Daemon d = Daemon::prepare(Options{.log_extra = buffered(60)});
     D_ASSERT(d, d.start(), "daemon did not become ready");
     make_requests(d, 20, "reload");
     // Held, not written: with a 60 s flush and a 64 KiB buffer nothing but the
@@ -99,9 +98,9 @@ Test(access_log, lines_of_the_old_generation_are_written_on_reload, .timeout = 3
 }
 
 Test(access_log, lines_are_written_when_a_worker_is_recycled, .timeout = 30) {
-    Options o = buffered(60);
-    o.start = o.min_spare = o.max_spare = o.max = 1;
-    o.max_requests = 5;   // below 10 there is no jitter: exactly 5
+    // max_requests below 10 has no jitter: the worker ends after exactly 5.
+    Options o{.start = 1, .min_spare = 1, .max_spare = 1, .max = 1, .max_requests = 5,
+              .log_extra = buffered(60)};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     make_requests(d, 5, "recycle");
@@ -114,10 +113,9 @@ Test(access_log, lines_are_written_when_a_worker_is_recycled, .timeout = 30) {
 // The flush timer interrupts an idle worker (asleep in accept) and one
 // waiting on an idle keep-alive connection alike.
 Test(access_log, a_line_waits_at_most_access_flush_seconds, .timeout = 30) {
-    Options o = buffered(1);
-    o.start = o.max_spare = o.max = 1;
-    o.min_spare = 0;   // adaptive keep-alive would close the kept connection
-    o.keepalive_timeout = 30;
+    // min_spare 0: adaptive keep-alive would close the kept connection.
+    Options o{.start = 1, .min_spare = 0, .max_spare = 1, .max = 1, .keepalive_timeout = 30,
+              .log_extra = buffered(1)};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
 
@@ -145,8 +143,8 @@ Test(access_log, a_line_waits_at_most_access_flush_seconds, .timeout = 30) {
 }
 
 Test(access_log, a_full_buffer_is_written_at_once, .timeout = 30) {
-    Options o = buffered(60, 1024);
-    o.start = o.min_spare = o.max_spare = o.max = 1;
+    Options o{.start = 1, .min_spare = 1, .max_spare = 1, .max = 1,
+              .log_extra = buffered(60, 1024)};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     make_requests(d, 25, "full");
@@ -163,7 +161,7 @@ Test(access_log, a_full_buffer_is_written_at_once, .timeout = 30) {
 }
 
 Test(access_log, access_buffer_0_writes_each_line_at_once, .timeout = 30) {
-    Daemon d = Daemon::prepare(buffered(60, 0));
+    Daemon d = Daemon::prepare(Options{.log_extra = buffered(60, 0)});
     D_ASSERT(d, d.start(), "daemon did not become ready");
     for (int i = 0; i < 3; ++i) {
         make_requests(d, 1, "each" + std::string(1, char('a' + i)));

@@ -16,10 +16,7 @@ using namespace itest;
 TestSuite(pool, .init = setup, .fini = cleanup, .timeout = 60);
 
 Test(pool, worker_count_after_start_equals_start, .timeout = 30) {
-    Options o;
-    o.start = 3;
-    o.min_spare = 1;
-    o.max_spare = 3;
+    Options o{.start = 3, .min_spare = 1, .max_spare = 3};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     auto workers = d.workers();
@@ -46,11 +43,7 @@ Test(pool, process_titles, .timeout = 30) {
 }
 
 Test(pool, grows_to_max_under_slow_clients_then_shrinks, .timeout = 60) {
-    Options o;
-    o.start = 2;
-    o.min_spare = 1;
-    o.max_spare = 3;
-    o.max = 6;
+    Options o{.start = 2, .min_spare = 1, .max_spare = 3, .max = 6};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(2), "want 2 workers at start, have %s", join(d.workers()).c_str());

@@ -83,11 +83,7 @@ Test(reliability, reload_under_load_with_log_rotation, .timeout = 40) {
 // 2: each invalid reload keeps the old configuration serving under load,
 // logs one line naming the problem, and the next valid HUP works.
 Test(reliability, invalid_reloads_under_load_keep_serving, .timeout = 50) {
-    Options o;
-    o.start = 3;
-    o.min_spare = 1;
-    o.max_spare = 4;
-    o.max = 8;
+    Options o{.start = 3, .min_spare = 1, .max_spare = 4, .max = 8};
     Daemon d = Daemon::prepare(o);
     write_file(d.path("www/x.txt"), "generation one\n");
     make_dir(d.path("www2"));
@@ -166,11 +162,7 @@ Test(reliability, killed_worker_replaced_within_a_second_only_its_connection_los
     // below its floor and the worker must be replaced (a worker above the
     // floor that dies is, by the pool's rules, not replaced while enough
     // idle workers remain).
-    Options o;
-    o.start = 4;
-    o.min_spare = 1;
-    o.max_spare = 4;
-    o.max = 4;
+    Options o{.start = 4, .min_spare = 1, .max_spare = 4, .max = 4};
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/big.bin"), 32u << 20, true);
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -295,11 +287,7 @@ Test(reliability, slowloris_more_than_max_workers_normal_client_served, .timeout
 // 6: oversized input gets the right 4xx, the connection is closed, and the
 // worker's memory stays bounded.
 Test(reliability, oversized_input_4xx_closed_memory_bounded, .timeout = 40) {
-    Options o;
-    o.start = 1;
-    o.min_spare = 1;
-    o.max_spare = 1;
-    o.max = 1;
+    Options o{.start = 1, .min_spare = 1, .max_spare = 1, .max = 1};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(1), "want 1 worker");
@@ -362,11 +350,7 @@ Test(reliability, oversized_input_4xx_closed_memory_bounded, .timeout = 40) {
 Test(reliability, emfile_no_busy_loop_and_recovers, .timeout = 40) {
     const std::string prlimit_bin = "/usr/bin/prlimit";
     if (access(prlimit_bin.c_str(), X_OK) != 0) cr_skip("prlimit (util-linux) is not installed");
-    Options o;
-    o.start = 2;
-    o.min_spare = 1;
-    o.max_spare = 2;
-    o.max = 2;
+    Options o{.start = 2, .min_spare = 1, .max_spare = 2, .max = 2};
     // Workers stay root (written explicitly) so that this test, without
     // CAP_SYS_RESOURCE in a container, may still change their limits.
     o.extra = "user = \"root\";\n";
@@ -476,12 +460,8 @@ Test(reliability, emfile_no_busy_loop_and_recovers, .timeout = 40) {
 // diagnostic per worker, lines resume (and are said to) once space is freed.
 Test(reliability, full_disk_access_log_requests_still_200, .timeout = 40) {
     if (geteuid() != 0) cr_skip("mounting a tmpfs needs root");
-    Options o;
-    o.start = 1;
-    o.min_spare = 1;
-    o.max_spare = 1;
-    o.max = 1;
-    o.access_log = "logs/access.log";
+    Options o{.start = 1, .min_spare = 1, .max_spare = 1, .max = 1,
+              .access_log = "logs/access.log"};
     Daemon d = Daemon::prepare(o);
     std::string logs = d.path("logs");
     make_dir(logs);
@@ -566,12 +546,7 @@ Test(reliability, aborted_downloads_no_worker_death_no_fd_leak, .timeout = 40) {
 // refused at once, the short one completes, the long one is cut at
 // graceful_timeout, exit 0.  TERM with a download in flight exits within 2 s.
 Test(reliability, graceful_stop_with_downloads_in_flight, .timeout = 50) {
-    Options o;
-    o.start = 3;
-    o.min_spare = 1;
-    o.max_spare = 4;
-    o.max = 4;
-    o.graceful_timeout = 3;
+    Options o{.start = 3, .min_spare = 1, .max_spare = 4, .max = 4, .graceful_timeout = 3};
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/small.bin"), 1u << 20);
     make_big_file(d.path("www/huge.bin"), 64u << 20, true);

@@ -181,10 +181,7 @@ Test(signals, winch_stops_workers_keeps_master, .timeout = 40) {
 }
 
 Test(signals, ttin_adds_a_worker_ttou_removes_one, .timeout = 40) {
-    Options o;
-    o.start = 2;
-    o.min_spare = 2;
-    o.max_spare = 2;
+    Options o{.start = 2, .min_spare = 2, .max_spare = 2};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(2), "want 2 workers, have %s", join(d.workers()).c_str());

@@ -422,12 +422,7 @@ struct Load {
 // request is in exactly one access log file, exactly once.
 [[maybe_unused]] static void scenario_reload_under_load(int seconds, int hup_ms, int rotate_ms)
 {
-    Options o;
-    o.start = 4;
-    o.min_spare = 2;
-    o.max_spare = 6;
-    o.max = 16;
-    o.graceful_timeout = 10;
+    Options o{.start = 4, .min_spare = 2, .max_spare = 6, .max = 16, .graceful_timeout = 10};
     Daemon d = Daemon::prepare(o);
     d.write_config_text(config_with(o, "keepalive_requests = 1000;"));
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -522,11 +517,7 @@ struct Load {
 // connection and each fetch must be answered within 2 s.
 [[maybe_unused]] static void scenario_slowloris(int seconds, int attackers, int max_workers)
 {
-    Options o;
-    o.start = max_workers;
-    o.min_spare = 1;
-    o.max_spare = max_workers;
-    o.max = max_workers;
+    Options o{.start = max_workers, .min_spare = 1, .max_spare = max_workers, .max = max_workers};
     Daemon d = Daemon::prepare(o);
     d.write_config_text(config_with(o, "header_timeout = 1;"));
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -599,11 +590,7 @@ struct Load {
 // master's are what they were before.
 [[maybe_unused]] static void scenario_client_aborts(int n, Duration limit)
 {
-    Options o;
-    o.start = 2;
-    o.min_spare = 1;
-    o.max_spare = 2;
-    o.max = 2;
+    Options o{.start = 2, .min_spare = 1, .max_spare = 2, .max = 2};
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/big.bin"), 32u << 20, true);
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -713,11 +700,7 @@ struct Footprint {
 {
     // Two workers and two keep-alive clients: both workers serve from the
     // start (a third, idle one would be measured before it ever served).
-    Options o;
-    o.start = 2;
-    o.min_spare = 1;
-    o.max_spare = 2;
-    o.max = 2;
+    Options o{.start = 2, .min_spare = 1, .max_spare = 2, .max = 2};
     Daemon d = Daemon::prepare(o);
     d.write_config_text(config_with(o, "keepalive_requests = 1000;"));
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -861,11 +844,7 @@ struct Footprint {
 // again once the announced back-off has passed.
 [[maybe_unused]] static void scenario_kill_loop(int kills, Duration limit)
 {
-    Options o;
-    o.start = 3;
-    o.min_spare = 1;
-    o.max_spare = 4;
-    o.max = 6;
+    Options o{.start = 3, .min_spare = 1, .max_spare = 4, .max = 6};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(3), "want 3 workers");
@@ -934,11 +913,7 @@ struct Footprint {
 {
     const std::string tool = "/usr/bin/slowhttptest";
     if (access(tool.c_str(), X_OK) != 0) cr_skip("slowhttptest is not installed (Debian package slowhttptest)");
-    Options o;
-    o.start = 64;
-    o.min_spare = 8;
-    o.max_spare = 96;
-    o.max = 128;
+    Options o{.start = 64, .min_spare = 8, .max_spare = 96, .max = 128};
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/big.bin"), 4u << 20);
     d.write_config_text(config_with(o, "header_timeout = 5; send_timeout = 5;"));
