@@ -517,7 +517,14 @@ void Master::maintain_pool()
     next_tick_ms_ = std::max(now + 1000, backoff_until_ms_);
     if (now < backoff_until_ms_)
         return;
-    pool::Decision d = maintainer_.tick(count(generation_), limits());
+    pool::Counts counts = count(generation_);
+    pool::Decision d = maintainer_.tick(counts, limits());
+    // Apache's "server seems busy" line: a doubled rate is worth a word, a
+    // single replacement is not.
+    if (d.spawn >= 4)
+        log::info("pool: spawning " + std::to_string(d.spawn) + " workers (" +
+                  std::to_string(counts.idle) + " idle of " + std::to_string(counts.total) +
+                  "; the rate doubles each second while short of min_spare)");
     for (int i = 0; i < d.spawn; ++i)
         spawn_worker();
     if (d.retire) {

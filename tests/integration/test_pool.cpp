@@ -42,6 +42,33 @@ Test(pool, process_titles, .timeout = 30) {
     NO_SANITIZER_REPORTS();
 }
 
+// DESIGN 1: while short of idle workers the pool spawns 1, 2, 4 ... up to
+// 32 a second.  With min_spare = 2 it once grew by two a second at most,
+// because each tick spawned only min_spare - idle.  40 slow clients keep
+// every new worker busy, so the rate must reach 16 in one second: the log
+// line names each doubled step.
+Test(pool, busy_pool_spawns_at_a_doubling_rate, .timeout = 90) {
+    Options o{.start = 4, .min_spare = 2, .max_spare = 4, .max = 64};
+    Daemon d = Daemon::prepare(o);
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(4), "want 4 workers at start, have %s", join(d.workers()).c_str());
+    std::vector<int> clients;
+    for (int i = 0; i < 40; ++i) {
+        int fd = connect_tcp(d.port);
+        D_ASSERT(d, fd >= 0, "connect %d failed", i);
+        D_ASSERT(d, send_all(fd, "GET /x.txt HTTP/1.1\r\nHost: local"), "send %d failed", i);
+        clients.push_back(fd);
+    }
+    auto eight = d.wait_log("pool: spawning 8 workers", 60s);
+    D_ASSERT(d, eight.has_value(), "the spawn rate never reached 8 a second");
+    auto sixteen = d.wait_log("pool: spawning 16 workers", 60s);
+    D_ASSERT(d, sixteen.has_value(), "the spawn rate never reached 16 a second");
+    bool grown = wait_until([&] { return d.workers().size() >= 4 + 1 + 2 + 4 + 8 + 16; }, 30s);
+    D_ASSERT(d, grown, "after a 16-worker step the pool has %zu workers", d.workers().size());
+    for (int fd : clients) close(fd);
+    NO_SANITIZER_REPORTS();
+}
+
 Test(pool, grows_to_max_under_slow_clients_then_shrinks, .timeout = 60) {
     Options o{.start = 2, .min_spare = 1, .max_spare = 3, .max = 6};
     Daemon d = Daemon::prepare(o);

@@ -18,12 +18,38 @@ Test(pool, spawn_rate_doubles_to_32_while_short)
     }
 }
 
-Test(pool, spawns_only_the_shortage)
+Test(pool, rate_resets_once_the_shortage_is_met)
 {
     Maintainer m;
     Decision d = m.tick({4, 4}, {5, 10, 256, 0});
     cr_assert_eq(d.spawn, 1);
+    d = m.tick({5, 5}, {5, 10, 256, 0});
+    cr_assert_eq(d.spawn, 0);
     cr_assert_eq(m.spawn_rate(), 1, "no shortage left, the rate resets");
+}
+
+// The issue this guards against: with min_spare = 2 under load, every new
+// worker is busy at once, and a spawn capped at min_spare - idle grew the
+// pool by two a second.  The rate must double regardless of min_spare.
+Test(pool, busy_pool_grows_by_doubling_whatever_min_spare)
+{
+    Maintainer m;
+    Limits l{2, 10, 256, 4};
+    int expected[] = {1, 2, 4, 8, 16, 32, 32, 32};
+    int total = 4;
+    for (int want : expected) {
+        Decision d = m.tick({total, 0}, l);
+        cr_assert_eq(d.spawn, want, "spawned %d at %d workers, wanted %d", d.spawn, total, want);
+        total += d.spawn;
+    }
+    cr_assert_eq(total, 4 + 127);
+}
+
+Test(pool, lost_workers_below_the_floor_are_replaced_at_once)
+{
+    Maintainer m;
+    Decision d = m.tick({2, 2}, {0, 10, 256, 8});
+    cr_assert_eq(d.spawn, 6);
 }
 
 Test(pool, never_above_max)
