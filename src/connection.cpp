@@ -338,9 +338,10 @@ Body discard_body(Conn& c, const http::Request& req)
 // incomplete body gets 400, a body over max_discard_body 413 (as a
 // Content-Length over it does) and a body that stalls 408, each with a
 // close, whatever the method.  A Content-Length body needs no check (only
-// its length frames it) and is skipped after the answer, as is nothing at
-// all with "Expect: 100-continue", where the answer closes the connection
-// because the client may never send the body.  False: the connection ended.
+// its length frames it) and is skipped after the answer.  Nor is a body
+// waited for when the request says "Expect: 100-continue": the client may
+// hold it back until it hears from us, so the answer closes the connection
+// instead (static_file.hpp, UnreadBody).  False: the connection ended.
 bool body_before_answer(Conn& c, const http::Request& req, std::int64_t started_us)
 {
     switch (discard_body(c, req)) {
