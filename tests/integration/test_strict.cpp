@@ -191,6 +191,27 @@ Test(http_strict, the_answer_waits_for_the_end_of_a_chunked_body, .timeout = 30)
     NO_SANITIZER_REPORTS();
 }
 
+// With "Expect: 100-continue" the client waits for us before it sends the
+// body, so the body is not waited for: the answer comes at once, and closes.
+Test(http_strict, a_chunked_body_behind_100_continue_is_not_waited_for, .timeout = 30) {
+    Daemon d = started();
+    int fd = connect_tcp(d.port);
+    D_ASSERT(d, fd >= 0 && send_all(fd, "POST /x.txt HTTP/1.1\r\n" + kHost +
+                                            "Expect: 100-continue\r\n"
+                                            "Transfer-Encoding: chunked\r\n\r\n"),
+             "connect/send");
+    std::string buffer;
+    Response r = read_response(fd, buffer);
+    D_ASSERT(d, r.ok && r.status == 405 && r.header("connection") == "close",
+             "100-continue without its body: %s '%s' Connection '%s'", r.error.c_str(),
+             r.status_line.c_str(), r.header("connection").c_str());
+    auto [rest, eof] = drain(fd, kCloseWait);
+    D_ASSERT(d, eof && buffer.empty() && rest.empty(), "after the 405: closed %d, '%s%s'", eof,
+             printable(buffer).c_str(), printable(rest).c_str());
+    close(fd);
+    NO_SANITIZER_REPORTS();
+}
+
 // A chunked body over max_discard_body is not read to its end: 413 and a
 // close, as for a Content-Length over it.
 Test(http_strict, chunked_body_over_max_discard_body_is_413, .timeout = 30) {
