@@ -6,7 +6,9 @@
 // completes within header_timeout gets 408; an idle keep-alive connection is
 // closed silently after keepalive_timeout, or at once when the worker is
 // asked to quit.  A parse error gets its 4xx and the connection is closed,
-// because after a malformed head nothing that follows can be trusted.
+// because after a malformed head nothing that follows can be trusted.  The
+// same goes for a malformed chunked body, which is why such a body is read
+// through before the request is answered (body_before_answer).
 #include "preforkd/connection.hpp"
 
 #include <algorithm>
@@ -234,8 +236,9 @@ std::int64_t now_us()
     return std::int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-// Sends an error the loop decided (408, the parser's 4xx, or 413 for a parsed
-// `req`) and logs it; the connection is closed afterwards.
+// Sends an error the loop decided (408, the parser's 4xx, or 400, 408 or 413
+// for the body of a parsed `req`) and logs it; the connection is closed
+// afterwards.
 void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req = nullptr)
 {
     std::string line = req ? req->request_line
@@ -295,11 +298,15 @@ void compact(Conn& c)
     }
 }
 
+// What became of a request body the loop tried to skip.
+enum class Body { skipped, malformed, too_large, incomplete, timeout, gone };
+
 // Skips the body of `req`, which nothing reads, so that the next request is
-// parsed from its own first byte.  False - the connection must end - when
-// the body is malformed, over limits.max_discard_body, or does not arrive
-// within header_timeout.
-bool discard_body(Conn& c, const http::Request& req)
+// parsed from its own first byte.  Anything but skipped ends the connection:
+// the body is malformed, over limits.max_discard_body, cut short by the
+// client's end of stream, does not arrive within header_timeout, or the
+// connection failed or was told to stop.
+Body discard_body(Conn& c, const http::Request& req)
 {
     http::BodyDiscarder body(req, c.settings.limits.max_discard_body);
     std::int64_t deadline = scoreboard::now_ms() + c.settings.header_timeout_ms;
@@ -308,15 +315,52 @@ bool discard_body(Conn& c, const http::Request& req)
         http::DiscardResult d = body.feed(std::string_view(c.buffer).substr(c.start));
         c.start += d.consumed;
         if (d.state == http::DiscardState::done)
-            return true;
+            return Body::skipped;
         if (d.state == http::DiscardState::error) {
             log::info(std::string(d.reason) + " from " + c.remote + "; closing");
-            return false;
+            return d.over_limit ? Body::too_large : Body::malformed;
         }
         compact(c);
-        if (read_more(c, false, deadline) != Read::more)
-            return false;
+        switch (read_more(c, false, deadline)) {
+        case Read::more: continue;
+        case Read::eof: return Body::incomplete;
+        case Read::timeout: return Body::timeout;
+        case Read::quit:
+        case Read::error: return Body::gone;
+        }
     }
+}
+
+// A chunked body is read through before the answer (RFC 9112 6.3, 7.1): its
+// framing is only known to be sound once its last chunk has been read, and a
+// 200 sent before then, with the connection kept open, would be followed by
+// a reset when the framing turns out bad.  So a bad framing or an
+// incomplete body gets 400, a body over max_discard_body 413 (as a
+// Content-Length over it does) and a body that stalls 408, each with a
+// close, whatever the method.  A Content-Length body needs no check (only
+// its length frames it) and is skipped after the answer.  Nor is a body
+// waited for when the request says "Expect: 100-continue": the client may
+// hold it back until it hears from us, so the answer closes the connection
+// instead (static_file.hpp, UnreadBody).  False: the connection ended.
+bool body_before_answer(Conn& c, const http::Request& req, std::int64_t started_us)
+{
+    switch (discard_body(c, req)) {
+    case Body::skipped:
+        return true;
+    case Body::malformed:
+    case Body::incomplete:
+        fail(c, 400, started_us, &req);
+        return false;
+    case Body::too_large:
+        fail(c, 413, started_us, &req);
+        return false;
+    case Body::timeout:
+        fail(c, 408, started_us, &req);
+        return false;
+    case Body::gone:
+        return false;
+    }
+    return false;
 }
 
 // Serves one request if a head can be read; false ends the connection.
@@ -380,6 +424,9 @@ bool serve_one(Conn& c)
         fail(c, 413, started, &req);
         return false;
     }
+    bool body_first = req.chunked && !req.expects_continue();
+    if (body_first && !body_before_answer(c, req, started))
+        return false;
     bool close = c.client_closes || quitting(c.env) ||
                  c.requests >= c.settings.keepalive_requests;
     http::Response resp = http::respond(req, c.site, close, http::UnreadBody::discard);
@@ -387,7 +434,7 @@ bool serve_one(Conn& c)
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started);
     if (!sent || resp.close || close)
         return false;
-    return !req.has_body() || discard_body(c, req);
+    return body_first || !req.has_body() || discard_body(c, req) == Body::skipped;
 }
 
 // Closing a socket whose receive queue still holds bytes makes Linux send a
@@ -417,7 +464,9 @@ void linger(Conn& c)
     scoreboard::set_state(*c.env.slot, State::keepalive);
     std::int64_t deadline = scoreboard::now_ms() + kLingerMs;
     char sink[16384];
-    for (;;) {
+    // The deadline is checked on every pass, not only in the wait: a client
+    // that keeps the receive queue full never lets recv() say EAGAIN.
+    while (scoreboard::now_ms() < deadline) {
         ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return;

@@ -8,7 +8,11 @@
 // through encode_segment, which leaves only unreserved characters, so a
 // name like "javascript:alert(1)" or "<script>" stays inert.  Hidden files
 // are left out, as nginx and Apache do, because dot files are usually
-// configuration that was never meant to be browsed.
+// configuration that was never meant to be browsed.  So are names holding
+// a control character: percent_decode refuses those in a request path, so
+// a link to one could only ever get a 400, and the raw byte has no place in
+// the page either.  Rejected: listing them without a link, which would need
+// a second, lossy spelling of the name that matches no file.
 #include "preforkd/http/autoindex.hpp"
 
 #include <algorithm>
@@ -56,6 +60,17 @@ Entry describe(int dirfd, const char* name)
     return e;
 }
 
+// Hidden and unreachable names are not listed (see the top of the file).
+bool listed(const char* name) noexcept
+{
+    if (name[0] == '.') return false;
+    for (const char* p = name; *p; ++p) {
+        auto c = static_cast<unsigned char>(*p);
+        if (c < 0x20 || c == 0x7f) return false;
+    }
+    return true;
+}
+
 std::optional<std::vector<Entry>> read_entries(int dirfd)
 {
     int dup = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
@@ -71,7 +86,7 @@ std::optional<std::vector<Entry>> read_entries(int dirfd)
     std::vector<Entry> entries;
     errno = 0;
     while (const dirent* d = readdir(dir.get())) {
-        if (d->d_name[0] != '.') entries.push_back(describe(dirfd, d->d_name));
+        if (listed(d->d_name)) entries.push_back(describe(dirfd, d->d_name));
         errno = 0;
     }
     if (errno != 0) {

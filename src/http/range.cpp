@@ -15,6 +15,7 @@
 #include "preforkd/http/range.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 
 #include "preforkd/http/fields.hpp"
@@ -28,14 +29,19 @@ struct Spec {
     std::optional<std::uint64_t> first, last;   // no first: a suffix of `last` bytes
 };
 
-// 1*DIGIT, at most 18 of them so that no value overflows.
+// 1*DIGIT, any number of them (leading zeros are valid, RFC 9110 14.1.1).
+// A value past 2^64-1 saturates there: beyond any representation, which is
+// all that matters about it, so it is still a number rather than a reason
+// to ignore the field.
 std::optional<std::uint64_t> number(std::string_view s)
 {
-    if (s.empty() || s.size() > 18) return std::nullopt;
+    constexpr std::uint64_t kMax = std::numeric_limits<std::uint64_t>::max();
+    if (s.empty()) return std::nullopt;
     std::uint64_t v = 0;
     for (char c : s) {
         if (c < '0' || c > '9') return std::nullopt;
-        v = v * 10 + static_cast<std::uint64_t>(c - '0');
+        auto d = static_cast<std::uint64_t>(c - '0');
+        v = v > (kMax - d) / 10 ? kMax : v * 10 + d;
     }
     return v;
 }
@@ -101,13 +107,26 @@ void coalesce(std::vector<ByteSpan>& spans)
     spans.resize(out + 1);
 }
 
+// RFC 9110 14.1.2: of an empty representation only a suffix-range of a
+// non-zero length is satisfiable, and it selects nothing, so the answer is
+// the (empty) whole; anything else cannot be satisfied.
+RangePlan plan_empty(const std::vector<Spec>& specs)
+{
+    RangePlan plan;
+    for (const Spec& s : specs)
+        if (!s.first && *s.last > 0) return plan;   // whole
+    plan.kind = RangeKind::unsatisfiable;
+    return plan;
+}
+
 }  // namespace
 
 RangePlan plan_ranges(std::string_view value, std::uint64_t size, std::size_t max_ranges)
 {
     RangePlan plan;
     std::optional<std::vector<Spec>> specs = parse_specs(value, max_ranges);
-    if (!specs || size == 0) return plan;   // whole
+    if (!specs) return plan;   // whole
+    if (size == 0) return plan_empty(*specs);
     std::uint64_t total = 0;
     for (const Spec& s : *specs) {
         std::optional<ByteSpan> span = resolve(s, size);

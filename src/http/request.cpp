@@ -25,7 +25,7 @@
 // target is the target's authority and overrides Host (RFC 9112 3.2.2).
 #include "preforkd/http/request.hpp"
 
-#include <array>
+#include <algorithm>
 #include <charconv>
 #include <optional>
 
@@ -41,21 +41,11 @@ struct Error {
 
 using Outcome = std::optional<Error>;   // empty: fine so far
 
-// RFC 9110 5.6.2 tchar, as a 256-entry table.
-constexpr std::array<bool, 256> kTchar = [] {
-    std::array<bool, 256> t{};
-    for (int c = '0'; c <= '9'; ++c) t[c] = true;
-    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-    return t;
-}();
-
 bool is_token(std::string_view s) noexcept
 {
     if (s.empty()) return false;
-    for (unsigned char c : s)
-        if (!kTchar[c]) return false;
+    for (char c : s)
+        if (!is_tchar(c)) return false;
     return true;
 }
 
@@ -114,7 +104,9 @@ bool valid_target_char(unsigned char c) noexcept
     return c > 0x20 && c < 0x7f && c != '#';
 }
 
-// "HTTP/x.y": 1.0 and 1.1 are served, any other digits are 505.
+// "HTTP/x.y": 1.0 and 1.1 are served; 1.2 to 1.9 are served as 1.1, because
+// RFC 9110 2.5 and 6.2 say a higher minor version of the same major is to be
+// processed as the highest one the recipient knows; any other major is 505.
 Outcome parse_version(std::string_view v, RequestLine& rl)
 {
     auto digit = [](char c) { return c >= '0' && c <= '9'; };
@@ -122,8 +114,8 @@ Outcome parse_version(std::string_view v, RequestLine& rl)
         !digit(v[7]))
         return Error{400, "malformed HTTP version"};
     rl.major = v[5] - '0';
-    rl.minor = v[7] - '0';
-    if (rl.major != 1 || rl.minor > 1) return Error{505, "unsupported HTTP version"};
+    rl.minor = std::min(v[7] - '0', 1);
+    if (rl.major != 1) return Error{505, "unsupported HTTP version"};
     return std::nullopt;
 }
 
@@ -409,6 +401,14 @@ bool Request::has_header(std::string_view name) const noexcept
 {
     for (const Header& h : headers)
         if (iequals(h.name, name)) return true;
+    return false;
+}
+
+bool Request::expects_continue() const noexcept
+{
+    auto is_continue = [](std::string_view e) { return iequals(e, "100-continue"); };
+    for (const Header& h : headers)
+        if (iequals(h.name, "Expect") && any_list_element(h.value, is_continue)) return true;
     return false;
 }
 

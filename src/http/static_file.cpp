@@ -103,21 +103,11 @@ Method classify(std::string_view method)
     return it != kMethods.end() && it->name == method ? it->kind : Method::unknown;
 }
 
-// Expect: 100-continue announces a body the client may hold back until it
-// hears from us.
-bool expects_continue(const Request& r)
-{
-    auto is_continue = [](std::string_view e) { return iequals(e, "100-continue"); };
-    for (const Header& h : r.headers)
-        if (iequals(h.name, "Expect") && any_list_element(h.value, is_continue)) return true;
-    return false;
-}
-
 // See UnreadBody in static_file.hpp.
 bool body_forces_close(const Request& r, UnreadBody body)
 {
     if (!r.has_body()) return false;
-    return body == UnreadBody::close_connection || expects_continue(r);
+    return body == UnreadBody::close_connection || r.expects_continue();
 }
 
 struct Root {
@@ -338,12 +328,14 @@ std::string make_etag(const struct stat& st, bool gzip)
 }
 
 // Last-Modified of the file answered last: a worker mostly answers the same
-// few files, and the formatting is what costs.
+// few files, and the formatting is what costs.  "Nothing cached yet" is an
+// empty optional, not a sentinel time: every time_t, -1 included, is an
+// mtime a file can have (touch -d @-1).
 const std::string& last_modified_of(time_t mtime)
 {
-    static time_t cached_for = -1;
+    static std::optional<time_t> cached_for;
     static std::string text;
-    if (mtime != cached_for) {
+    if (cached_for != mtime) {
         text = format_http_date(mtime);
         cached_for = mtime;
     }

@@ -10,7 +10,11 @@
 // every prefix of a complete head is incomplete (so a slow client is never
 // answered differently from a fast one), an error has a status the loop can
 // send, and first_line() yields no control bytes for the log.  Tiny limits
-// are tried too, so the 414/431 paths get their share of inputs.
+// are tried too, so the 414/431 paths get their share of inputs.  Each
+// complete head's version is one that is served as 1.0 or 1.1, its path
+// decodes to no control byte (so nothing a listing leaves out can be
+// named), and a Range field is planned against a few sizes: every span
+// lies inside the representation, in ascending order, apart from the next.
 //
 // Build: see the fuzz block at the end of the top-level Makefile.
 #include <cstddef>
@@ -19,6 +23,8 @@
 #include <string_view>
 
 #include "preforkd/http/body.hpp"
+#include "preforkd/http/path.hpp"
+#include "preforkd/http/range.hpp"
 #include "preforkd/http/request.hpp"
 
 using namespace preforkd::http;
@@ -48,6 +54,29 @@ void check_complete(std::string_view data, const ParseResult& p, const Request& 
     require(parse(data.substr(0, p.consumed - 1), limits, again).state == ParseState::incomplete);
 }
 
+void check_ranges(std::string_view value)
+{
+    for (std::uint64_t size : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{10},
+                               std::uint64_t{INT64_MAX}}) {   // st_size is an off_t
+        RangePlan plan = plan_ranges(value, size, 8);
+        require((plan.kind == RangeKind::partial) == !plan.spans.empty());
+        std::uint64_t end = 0;   // one past the previous span
+        for (const ByteSpan& s : plan.spans) {
+            require(s.length > 0 && s.first < size && s.length <= size - s.first);
+            require(&s == &plan.spans.front() || s.first > end);
+            end = s.first + s.length;
+        }
+    }
+}
+
+void check_request(const Request& r)
+{
+    require(r.version_major == 1 && (r.version_minor == 0 || r.version_minor == 1));
+    if (std::optional<std::string> decoded = percent_decode(r.path))
+        for (unsigned char c : *decoded) require(c >= 0x20 && c != 0x7f);
+    if (r.has_header("Range")) check_ranges(r.header("Range"));
+}
+
 // Parses pipelined requests from `data`; returns how many were complete.
 int walk(std::string_view data, const Limits& limits)
 {
@@ -58,6 +87,7 @@ int walk(std::string_view data, const Limits& limits)
         if (p.state == ParseState::error) require(sendable_error(p.status) && !p.reason.empty());
         if (p.state != ParseState::complete) break;
         check_complete(data, p, r, limits);
+        check_request(r);
         ++complete;
         data.remove_prefix(p.consumed);
         BodyDiscarder body(r, limits.max_discard_body);

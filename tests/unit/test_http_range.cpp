@@ -50,9 +50,24 @@ const Case kCases[] = {
     {"bytes 1-2", 10, W, {}},
     {"items=1-2", 10, W, {}},
     {"bytes=0-1,zz", 10, W, {}},
-    {"bytes=9999999999999999999-", 10, W, {}},   // more digits than we read
-    {"bytes=0-0", 0, W, {}},                  // an empty file has no ranges
+    // any number of digits, saturating at 2^64-1
+    {"bytes=0000000000000000001-2", 10, P, {{1, 2}}},   // leading zeros are valid
+    {"bytes=00000000000000000000000000000-0", 10, P, {{0, 1}}},
+    {"bytes=9999999999999999999-", 10, U, {}},
+    {"bytes=10000000000000000000-", 10, U, {}},
+    {"bytes=99999999999999999999999999-", 10, U, {}},   // saturated: still beyond the end
+    {"bytes=18446744073709551615-18446744073709551616", 10, U, {}},
+    {"bytes=0-99999999999999999999999999", 10, P, {{0, 10}}},
+    {"bytes=-99999999999999999999999999", 10, P, {{0, 10}}},
+    {"bytes=3-99999999999999999999999999,0-0", 10, P, {{0, 1}, {3, 7}}},
+    {"bytes=99999999999999999999999999-5", 10, W, {}},   // last < first
+    // an empty representation: only a non-zero suffix is satisfiable
+    {"bytes=0-0", 0, U, {}},
+    {"bytes=0-", 0, U, {}},
+    {"bytes=-0", 0, U, {}},
     {"bytes=-5", 0, W, {}},
+    {"bytes=0-0,-1", 0, W, {}},
+    {"bytes=a-b", 0, W, {}},                  // still ignored when malformed
     // several ranges
     {"bytes=0-1,4-5", 10, P, {{0, 2}, {4, 2}}},
     {"bytes=4-5,0-1", 10, P, {{0, 2}, {4, 2}}},     // sorted

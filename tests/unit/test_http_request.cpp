@@ -38,6 +38,9 @@ const Case kValid[] = {
     {"chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 0},
     {"absolute-form, Host disagrees", "GET http://a.example/ HTTP/1.1\r\nHost: b.example\r\n\r\n",
      0},
+    // RFC 9110 2.5, 6.2: a higher minor version is served as HTTP/1.1
+    {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0},
+    {"HTTP/1.9 chunked", "POST / HTTP/1.9\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 0},
     {"absolute-form, HTTP/1.0 without Host", "GET http://a.example/x HTTP/1.0\r\n\r\n", 0},
     {"absolute-form, IPv6 literal", "GET http://[::1]:8080/ HTTP/1.1\r\nHost: x\r\n\r\n", 0},
 };
@@ -107,8 +110,13 @@ const Case kInvalid[] = {
     {"Host with a path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
     // versions
     {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
-    {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
     {"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 505},
+    {"HTTP/2.1", "GET / HTTP/2.1\r\nHost: a\r\n\r\n", 505},
+    {"HTTP/9.9", "GET / HTTP/9.9\r\nHost: a\r\n\r\n", 505},
+    {"HTTP/1.2 without Host", "GET / HTTP/1.2\r\n\r\n", 400},   // served as 1.1: Host needed
+    {"HTTP/1.9 with Transfer-Encoding and Content-Length",
+     "POST / HTTP/1.9\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", 400},
+    {"HTTP/1.10", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 400},
 };
 
 std::string repeated(std::string_view s, int n)
@@ -221,6 +229,18 @@ Test(http_request, fields_of_a_request)
     cr_expect_eq(r.header("x-empty"), "");
     cr_expect(r.has_header("X-EMPTY"));
     cr_expect_not(r.has_header("Missing"));
+}
+
+Test(http_request, higher_minor_versions_are_served_as_1_1)
+{
+    for (const char* v : {"HTTP/1.2", "HTTP/1.5", "HTTP/1.9"}) {
+        Request r = parsed(std::string("GET / ") + v + "\r\nHost: a\r\n\r\n");
+        cr_expect_eq(r.version_major, 1, "%s", v);
+        cr_expect_eq(r.version_minor, 1, "%s is served as HTTP/1.1", v);
+        cr_expect(r.wants_keep_alive(), "%s keeps the connection as 1.1 does", v);
+        cr_expect_eq(r.request_line, std::string("GET / ") + v, "the log shows what was sent");
+    }
+    cr_expect_eq(parsed("GET / HTTP/1.0\r\n\r\n").version_minor, 0);
 }
 
 Test(http_request, absolute_form_serves_its_path)

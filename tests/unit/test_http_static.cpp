@@ -205,6 +205,24 @@ Test(http_static, validators_follow_each_file_and_each_change)
     cr_expect_eq(field(again, "ETag"), field(changed, "ETag"));
 }
 
+// -1 is a valid mtime (touch -d @-1): the first answer of a fresh worker
+// (each test runs in a process of its own) must carry its date, not the
+// empty text of a cache that took -1 for "nothing cached yet".
+Test(http_static, an_mtime_of_minus_one_has_a_last_modified)
+{
+    std::string a = g_site.root + "/a.txt";
+    timespec times[2] = {{0, UTIME_OMIT}, {-1, 0}};
+    cr_assert_eq(utimensat(AT_FDCWD, a.c_str(), times, 0), 0);
+    struct stat st;
+    cr_assert_eq(stat(a.c_str(), &st), 0);
+    cr_assert_eq(st.st_mtime, -1, "the file system keeps an mtime of -1");
+    Response r = ask("/a.txt");
+    cr_expect_eq(field(r, "Last-Modified"), "Wed, 31 Dec 1969 23:59:59 GMT");
+    cr_expect_neq(field(ask("/page.html"), "Last-Modified"), "Wed, 31 Dec 1969 23:59:59 GMT");
+    cr_expect_eq(field(ask("/a.txt"), "Last-Modified"), "Wed, 31 Dec 1969 23:59:59 GMT",
+                 "and again after another file's");
+}
+
 Test(http_static, content_type_follows_the_extension)
 {
     cr_expect_eq(field(ask("/page.html"), "Content-Type"), "text/html; charset=utf-8");
@@ -378,6 +396,27 @@ Test(http_static, autoindex_lists_escaped_sorted_names)
     cr_expect(html.find(">10<") == std::string::npos, "nothing about the file outside the root");
 }
 
+// A name with a control character cannot be requested (percent_decode
+// refuses it), so it is left out of the listing rather than linked to a 400.
+Test(http_static, autoindex_leaves_out_names_with_control_characters)
+{
+    g_site.autoindex = true;
+    const std::string dir = g_site.root + "/list/";
+    for (const char* name : {"tab\there.txt", "nl\nhere.txt", "esc\x1b[31m.txt", "del\x7f.txt"})
+        write_file(dir + name, "x");
+    write_file(dir + "plain.txt", "x");
+    Response r = ask("/list/");
+    cr_expect_eq(r.status, 200);
+    const std::string& html = r.body;
+    for (const char* part : {"here.txt", "[31m", "del", "%09", "%0A", "%1B", "%7F"})
+        cr_expect(html.find(part) == std::string::npos, "[%s] is in the listing:\n%s", part,
+                  html.c_str());
+    for (unsigned char c : html)
+        cr_expect(c >= 0x20 || c == '\n', "raw control byte 0x%02x in the listing", c);
+    cr_expect(html.find("href=\"plain.txt\"") != std::string::npos, "%s", html.c_str());
+    cr_expect(html.find("href=\"b.txt\"") != std::string::npos);
+}
+
 Test(http_static, etag_match_gives_304)
 {
     Response full = ask("/a.txt");
@@ -485,6 +524,9 @@ Test(http_static, connection_handling_by_version)
     cr_expect_eq(field(forced, "Connection"), "close");
     Response asked = ask("/a.txt", "Connection: close\r\n");
     cr_expect(asked.close);
+    Response newer = ask("/a.txt", "", "GET", "HTTP/1.2");
+    cr_expect_eq(status_line(newer), "HTTP/1.1 200 OK", "HTTP/1.2 is answered as 1.1");
+    cr_expect_not(newer.close, "and keeps the connection as 1.1 does");
 }
 
 Test(http_static, error_pages_are_small_html_that_echo_nothing)
@@ -604,6 +646,10 @@ Test(http_static, ranges_are_coalesced_or_refused_like_nginx)
         {"bytes=0-1,x", 200, "", 0},                   // one bad spec spoils the field
         {"bytes=0-1,,2-3", 206, "bytes 0-3/10", 0},    // empty list elements are allowed
         {"bytes=0-0,2-2,4-4,6-6", 200, "", 0},         // over max_ranges (3 here)
+        {"bytes=0000000000000000001-2", 206, "bytes 1-2/10", 0},   // any number of digits
+        {"bytes=10000000000000000000-", 416, "bytes */10", 0},     // beyond any file
+        {"bytes=99999999999999999999999-", 416, "bytes */10", 0},  // saturated, still beyond
+        {"bytes=8-99999999999999999999999", 206, "bytes 8-9/10", 0},
     };
     g_site.max_ranges = 3;
     for (const auto& c : cases) {
@@ -618,6 +664,21 @@ Test(http_static, ranges_are_coalesced_or_refused_like_nginx)
     cr_expect_lt(content(asc).find("bytes 0-1/10"), content(asc).find("bytes 5-6/10"));
     g_site.max_ranges = 0;
     cr_expect_eq(ask("/digits.txt", "Range: bytes=0-0\r\n").status, 200, "max_ranges 0: off");
+}
+
+Test(http_static, ranges_of_an_empty_file)
+{
+    write_file(g_site.root + "/empty.txt", "");
+    for (const char* range : {"bytes=0-0", "bytes=0-", "bytes=-0"}) {
+        Response r = ask("/empty.txt", std::string("Range: ") + range + "\r\n");
+        cr_expect_eq(r.status, 416, "%s of an empty file: %d", range, r.status);
+        cr_expect_eq(field(r, "Content-Range"), "bytes */0", "%s", range);
+    }
+    // A suffix is satisfiable, and selects the whole (empty) file.
+    Response suffix = ask("/empty.txt", "Range: bytes=-5\r\n");
+    cr_expect_eq(suffix.status, 200);
+    cr_expect_eq(field(suffix, "Content-Length"), "0");
+    cr_expect_eq(ask("/empty.txt").status, 200, "no Range: 200");
 }
 
 Test(http_static, head_ignores_multiple_ranges)

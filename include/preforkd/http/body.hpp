@@ -24,6 +24,7 @@ struct DiscardResult {
     DiscardState state = DiscardState::more;
     std::size_t consumed = 0;   // bytes at the front of the data that were body
     const char* reason = "";    // why, for a log line, when state == error
+    bool over_limit = false;    // the error is the limit, not the framing
 };
 
 class BodyDiscarder {
@@ -40,9 +41,10 @@ public:
     // consumed == data.size()), call again with the next bytes.  done: the
     // body ended after `consumed` bytes; the rest is the next request.
     // error: malformed chunking (bad size, bare LF, missing CRLF after the
-    // data, control bytes in an extension or trailer) or over the limit;
-    // the connection must be closed.  Once done or error, every later call
-    // answers the same with consumed == 0.
+    // data, a chunk-ext outside the RFC 9112 7.1.1 grammar, control bytes in
+    // a trailer field) or over the limit; the connection must be closed.
+    // Once done or error, every later call answers the same with
+    // consumed == 0.
     DiscardResult feed(std::string_view data) noexcept;
 
     bool finished() const noexcept { return state_ == State::done; }
@@ -51,7 +53,15 @@ private:
     enum class State : std::uint8_t {
         length_data,   // Content-Length bytes, remaining_ left
         size,          // chunk-size hex digits
-        extension,     // chunk-ext, up to the CR
+        ext_bws,       // BWS before the ";" of a chunk-ext
+        ext_name_start,// after ";": BWS, then the chunk-ext-name
+        ext_name,      // inside the chunk-ext-name token
+        ext_name_bws,  // BWS after the name: "=" or the next ";" follows
+        ext_value_start,  // after "=": BWS, then a token or a quoted-string
+        ext_token,     // inside a token chunk-ext-val
+        ext_quoted,    // inside a quoted-string chunk-ext-val
+        ext_escape,    // after a backslash in the quoted-string
+        ext_quote_end, // after the closing quote
         size_lf,       // the LF after the chunk-size line
         chunk_data,    // remaining_ bytes of chunk data
         data_cr,       // the CRLF after chunk data
@@ -65,7 +75,10 @@ private:
     };
 
     State step(char c) noexcept;
+    State step_extension(char c) noexcept;
+    State after_extension(char c) noexcept;
     State after_size_line() noexcept;
+    State fail(const char* why) noexcept;
 
     State state_;
     std::uint64_t remaining_ = 0;   // data bytes left in the body or chunk

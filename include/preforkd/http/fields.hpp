@@ -7,6 +7,7 @@
 // list walker is a template taking the caller's lambda.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -14,6 +15,19 @@
 namespace preforkd::http {
 
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
+
+// RFC 9110 5.6.2 tchar, as a 256-entry table: the bytes of a token (method,
+// field name, transfer coding, chunk extension name).
+inline constexpr std::array<bool, 256> kTchar = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+    for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+inline bool is_tchar(char c) noexcept { return kTchar[static_cast<unsigned char>(c)]; }
 
 // The value of a hexadecimal digit (percent-encoding, chunk sizes), -1 if
 // `c` is none.

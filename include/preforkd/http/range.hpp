@@ -31,11 +31,14 @@ struct RangePlan {
 };
 
 // Evaluates the Range field value `value` against `size` bytes:
-//  - a unit other than bytes, a syntax error, last < first, more than
-//    `max_ranges` range-specs (0: ranges are never honoured), or an empty
-//    representation: whole (RFC 9110 14.2 lets a server ignore any Range it
-//    does not want to honour);
+//  - a unit other than bytes, a syntax error, last < first, or more than
+//    `max_ranges` range-specs (0: ranges are never honoured): whole (RFC
+//    9110 14.2 lets a server ignore any Range it does not want to honour);
+//  - positions may have any number of digits; one past 2^64-1 counts as
+//    2^64-1, beyond any representation;
 //  - no range-spec satisfiable (first >= size, suffix of 0): unsatisfiable;
+//    of an empty representation only a non-zero suffix is satisfiable, and
+//    it gets the (empty) whole;
 //  - the satisfiable ranges adding up to more than the representation
 //    (overlaps asking for the same bytes again): whole, as nginx does;
 //  - otherwise partial: spans clamped to the size, sorted, and overlapping

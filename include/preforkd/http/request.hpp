@@ -28,7 +28,7 @@ struct Request {
     std::string path;            // target path before '?', still percent-encoded
     std::string query;           // after '?', without it
     int version_major = 1;
-    int version_minor = 1;
+    int version_minor = 1;       // 0 or 1: HTTP/1.2 to 1.9 are served as 1.1
     std::vector<Header> headers;
     std::string request_line;    // "GET /a HTTP/1.1", for logs and the scoreboard
 
@@ -44,6 +44,9 @@ struct Request {
     std::string host;
 
     bool has_body() const noexcept { return chunked || content_length > 0; }
+    // "Expect: 100-continue": the client may hold its body back until it
+    // hears from us, so the body may or may not follow our final answer.
+    bool expects_continue() const noexcept;
 
     // First value of a header, case-insensitive name; empty if absent.
     std::string_view header(std::string_view name) const noexcept;
