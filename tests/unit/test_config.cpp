@@ -292,11 +292,12 @@ Test(config, duplicate_listen_address_is_an_error)
 Test(config, log_choices_are_listed)
 {
     assert_errors("log = {\n  level = \"verbose\";\n  syslog_facility = \"local9\";\n"
-                  "  access_format = \"json\";\n};\n",
+                  "  access_format = \"xml\";\n};\n",
                   {"t.conf:2: log.level must be one of err, warning, notice, info, debug",
                    "t.conf:3: log.syslog_facility must be one of daemon, user, local0, local1, "
                    "local2, local3, local4, local5, local6, local7",
-                   "t.conf:4: log.access_format must be one of common, combined"});
+                   "t.conf:4: log.access_format must be one of common, combined, "
+                   "combined_timing, json"});
     assert_errors("workers = {\n  cpu_scheduling = \"fifo\";\n};\n",
                   {"t.conf:2: workers.cpu_scheduling must be one of other, batch"});
 }

@@ -192,9 +192,13 @@ Test(manpages, known_keys_are_the_keys_the_loader_accepts)
     // for its type, not as an unknown key.
     for (const std::string& key : keys) {
         auto dot = key.find('.');
-        std::string text = dot == std::string::npos
-                               ? key + " = { };\n"
-                               : key.substr(0, dot) + " = { " + key.substr(dot + 1) + " = { }; };\n";
+        std::string group = dot == std::string::npos ? "" : key.substr(0, dot);
+        std::string name = key.substr(dot + 1);
+        std::string text = group.empty()          ? key + " = { };\n"
+                           : group == "sites"     ? "sites = ( { " + name + " = { }; } );\n"
+                           : group == "locations" ? "sites = ( { locations = ( { " + name +
+                                                        " = { }; } ); } );\n"
+                                                  : group + " = { " + name + " = { }; };\n";
         std::vector<std::string> messages;
         try {
             preforkd::config::load_string(text);
