@@ -33,6 +33,7 @@ using Setting = libconfig::Setting;
 
 std::optional<Tree> parse_tree(const std::string& text, const Origin& origin, Errors& errors)
 {
+    errors.met(origin.name);
     if (!include::prescan(text, origin, errors))
         return std::nullopt;   // libconfig would exit() or fail on these
     Tree tree{std::make_unique<libconfig::Config>(), origin.name, origin.display_dir};

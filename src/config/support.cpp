@@ -19,16 +19,19 @@ namespace fs = std::filesystem;
 
 void Errors::add(std::string file, unsigned line, std::string message)
 {
+    met(file);
     found_.push_back({std::move(file), line, std::move(message)});
+}
+
+void Errors::met(const std::string& file)
+{
+    if (std::find(files_.begin(), files_.end(), file) == files_.end())
+        files_.push_back(file);
 }
 
 std::vector<std::string> Errors::messages() const
 {
-    std::vector<std::string> files;
-    for (const Located& e : found_) {
-        if (std::find(files.begin(), files.end(), e.file) == files.end())
-            files.push_back(e.file);
-    }
+    const std::vector<std::string>& files = files_;
     auto rank = [&](const Located& e) {
         return std::pair(std::find(files.begin(), files.end(), e.file) - files.begin(), e.line);
     };

@@ -16,6 +16,9 @@ namespace preforkd::config {
 class Errors {
 public:
     void add(std::string file, unsigned line, std::string message);
+    // Places `file` after those met so far, before any error is found in it:
+    // files are read in this order, errors in them found later.
+    void met(const std::string& file);
     bool empty() const { return found_.empty(); }
     std::vector<std::string> messages() const;
 
@@ -26,6 +29,7 @@ private:
         std::string message;
     };
     std::vector<Located> found_;
+    std::vector<std::string> files_;   // in the order met
 };
 
 // Where a text came from, and how to name and resolve what it refers to.
