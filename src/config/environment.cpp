@@ -71,22 +71,25 @@ void check_log_directory(std::vector<std::string>& problems, const std::string& 
 }
 
 // Each path once: two hundred sites on one root are one problem, not two
-// hundred.
+// hundred.  The password files are read by the master at start; -t says now
+// if one cannot be.
 void check_sites(std::vector<std::string>& problems, const Config& c)
 {
-    std::set<std::string> seen = {c.log.access_log};
+    std::set<std::string> seen = {fs::path(c.log.access_log).parent_path().string()};
     auto once = [&](const std::string& path) { return seen.insert(path).second; };
+    auto check_rules = [&](const Rules& r, const std::string& scope) {
+        const std::string& dir = r.alias.empty() ? r.root : r.alias;
+        if (once(dir))
+            check_directory(problems, scope + (r.alias.empty() ? ".root" : ".alias"), dir);
+        if (!r.auth_basic_file.empty() && once(r.auth_basic_file))
+            check_readable(problems, scope + ".auth_basic_file", r.auth_basic_file);
+    };
     for (const Site& site : c.sites) {
-        if (once(site.rules.root))
-            check_directory(problems, "sites.root", site.rules.root);
-        if (once(site.access_log))
+        check_rules(site.rules, "sites");
+        if (once(fs::path(site.access_log).parent_path().string()))
             check_log_directory(problems, "sites.access_log", site.access_log);
-        for (const Location& loc : site.locations) {
-            const std::string& dir = loc.rules.alias.empty() ? loc.rules.root : loc.rules.alias;
-            if (once(dir))
-                check_directory(problems,
-                                loc.rules.alias.empty() ? "locations.root" : "locations.alias", dir);
-        }
+        for (const Location& loc : site.locations)
+            check_rules(loc.rules, "locations");
     }
 }
 

@@ -87,6 +87,7 @@ private:
                           std::vector<ErrorPage>& out);
     void load_error_page(const Setting& g, const std::string& display, ErrorPage& out);
     void note_default(const Setting& s, const Site& site);
+    void check_auth(const Setting& g, const Rules& rules, const std::string& group);
 
     std::string file_of(const Setting& s) const;
     std::string where(const Setting& s) const

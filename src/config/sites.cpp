@@ -60,6 +60,7 @@ void Loader::load_site(const Setting& g)
     Site site = site_from_globals(config_);
     check_keys(g, "sites", schema::site);
     read_scope(g, schema::site, Slot{&config_, &site, nullptr, &site.rules});
+    check_auth(g, site.rules, "sites");
     if (g.exists("locations"))
         load_locations(g["locations"], site);
     if (g.exists("default"))
@@ -88,6 +89,15 @@ void Loader::note_default(const Setting& s, const Site& site)
         return error(s, "sites.default: only one site may be the default; the first is at " +
                             default_at_);
     default_at_ = where(s);
+}
+
+// A realm without a password file would ask for credentials nothing can
+// satisfy.  (Either may come from the site.)
+void Loader::check_auth(const Setting& g, const Rules& rules, const std::string& group)
+{
+    if (!rules.auth_basic.empty() && rules.auth_basic_file.empty())
+        error(g.exists("auth_basic") ? g["auth_basic"] : g,
+              group + ".auth_basic needs an auth_basic_file");
 }
 
 void Loader::load_locations(const Setting& list, Site& site)
@@ -122,6 +132,7 @@ void Loader::load_location(const Setting& g, Site& site)
             error(path, "locations.path " + in_quotes(path.c_str()) +
                             " is already a location of this site");
     read_scope(g, schema::location, Slot{&config_, &site, &loc, &loc.rules});
+    check_auth(g, loc.rules, "locations");
     site.locations.push_back(std::move(loc));
 }
 

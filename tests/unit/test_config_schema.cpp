@@ -43,9 +43,18 @@ const char* const kCandidates[] = {
 // listeners a site's `listen` candidate names.
 const std::string kListen = "listen = ( \"127.0.0.1:80\", \"127.0.0.2:80\" );\n";
 
-std::string in_site(const std::string& body)
+// What every tried site writes, so that keys that need a partner (a realm
+// needs a password file) can be tried alone; the key tried replaces its own.
+const std::pair<const char*, const char*> kSiteBase[] = {
+    {"names", "[ \"base.test\" ]"}, {"auth_basic_file", "\"/etc/preforkd/htpasswd\""}};
+
+std::string in_site(const std::string& body, const std::string& tried = "")
 {
-    return kListen + "sites = ( { names = [ \"base.test\" ]; " + body + " } );\n";
+    std::string base;
+    for (auto [name, value] : kSiteBase)
+        if (name != tried)
+            base += std::string(name) + " = " + value + "; ";
+    return kListen + "sites = ( { " + base + body + " } );\n";
 }
 
 std::string in_location(const std::string& body)
@@ -60,10 +69,8 @@ std::string setting(const schema::Key& k, unsigned scope, const std::string& val
     if (scope == schema::location)
         return in_location(k.kind == schema::Kind::location_path ? line
                                                                  : "path = \"/base/\"; " + line);
-    if (scope == schema::site && k.kind == schema::Kind::names)
-        return kListen + "sites = ( { " + line + " } );\n";   // in place of the base name
     if (scope == schema::site)
-        return in_site(line);
+        return in_site(line, std::string(k.name));
     return k.group.empty() ? line + "\n" : std::string(k.group) + " = { " + line + " };\n";
 }
 

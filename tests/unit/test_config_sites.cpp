@@ -261,3 +261,28 @@ Test(config_sites, access_formats_and_realms)
                    "combined_timing, json",
                    "t.conf:4: sites.cache_control must not hold control characters"});
 }
+
+Test(config_sites, a_realm_needs_a_password_file)
+{
+    Config c = load("sites = ( { auth_basic = \"A\"; auth_basic_file = \"/etc/pw\";\n"
+                    "  locations = ( { path = \"/open/\"; auth_basic = \"\"; } ); } );");
+    assert_text(c.sites[0].locations[0].rules.auth_basic, "");
+    assert_errors("sites = ( {\n  auth_basic = \"A\"; },\n  { locations = ( { path = \"/\";\n"
+                  "    auth_basic = \"B\"; } ); } );\n",
+                  {"t.conf:2: sites.auth_basic needs an auth_basic_file",
+                   "t.conf:4: locations.auth_basic needs an auth_basic_file"});
+}
+
+Test(config_sites, check_environment_looks_at_every_root_and_password_file_once)
+{
+    write_file(g_dir + "/mime.types", "text/html html\n");
+    Config c = load("http = { mime_types = \"mime.types\"; root = \"nope\"; };\n"
+                    "log = { access_log = \"off\"; };\n"
+                    "sites = ( { names = [ \"a.test\" ]; root = \"missing\";\n"
+                    "            auth_basic = \"A\"; auth_basic_file = \"pw\"; },\n"
+                    "          { names = [ \"b.test\" ]; root = \"missing\";\n"
+                    "            locations = ( { path = \"/x/\"; alias = \"" + g_dir + "\"; } ); } );");
+    assert_text(joined(check_environment(c)),
+                joined({"sites.root \"" + g_dir + "/missing\": No such file or directory",
+                        "sites.auth_basic_file \"" + g_dir + "/pw\": No such file or directory"}));
+}
