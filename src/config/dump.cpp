@@ -89,9 +89,9 @@ class Printer {
 public:
     explicit Printer(std::ostream& out) : out_(out) {}
     void keys(std::string_view group, unsigned scope, const Slot& slot, int indent);
+    std::string value(const Key& k, const Field& f, int indent);
 
 private:
-    std::string value(const Key& k, const Field& f, int indent);
     std::string sites(const std::vector<Site>& all, int indent);
     std::string locations(std::vector<Location>& all, Site& site, int indent);
 
@@ -193,6 +193,14 @@ std::string dump(const Config& config)
       << (c.file.empty() ? "" : " of " + literal(c.file)) << ", every default filled in\n";
     Printer(o).keys("", schema::global, Slot{&c}, 0);
     return o.str();
+}
+
+std::string schema::default_text(const Key& k)
+{
+    Config defaults;
+    std::ostringstream unused;
+    return k.field && k.scope == global ? Printer(unused).value(k, k.field(Slot{&defaults}), 0)
+                                        : "";
 }
 
 }  // namespace preforkd::config
