@@ -827,10 +827,8 @@ Reload Master::prepare_reload()
     std::vector<std::string> problems = config::check_environment(r.config);
     if (!problems.empty())
         throw config::ConfigError(problems);
-    if (r.config.pid_file != config_.pid_file) {
-        log::warning("pid_file changes take effect at the next start; keeping " + config_.pid_file);
-        r.config.pid_file = config_.pid_file;
-    }
+    for (const std::string& kept : config::keep_until_restart(config_, r.config))
+        log::warning(kept);
     r.identity = privileges::resolve(r.config);
     r.mime = http::load_mime_types(r.config.http.mime_types);
     r.access_log = access_log::open(r.config);

@@ -208,6 +208,12 @@ Config load_string(const std::string& text, const std::string& name = "<string>"
 // against its directory.
 Config load_checked(const std::string& dump_text, const std::string& file);
 
+// A reload cannot apply some keys (pid_file: the running master holds its
+// lock).  Each such key changed in `next` is set back to its value in
+// `running`; returns one line per key for the log: "pid_file changes take
+// effect at the next start; keeping /run/preforkd.pid".
+std::vector<std::string> keep_until_restart(const Config& running, Config& next);
+
 // The sites to serve: `config.sites`, or when there are none, one default
 // site made of the http group's root, index, autoindex, gzip_static and
 // follow_symlinks and the log group's access log (configuration version 1).

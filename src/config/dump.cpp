@@ -195,12 +195,13 @@ std::string dump(const Config& config)
     return o.str();
 }
 
-std::string schema::default_text(const Key& k)
+std::string schema::value_text(const Key& k, const Config& config)
 {
-    Config defaults;
+    Config c = config;
     std::ostringstream unused;
-    return k.field && k.scope == global ? Printer(unused).value(k, k.field(Slot{&defaults}), 0)
-                                        : "";
+    return k.field && k.scope == global ? Printer(unused).value(k, k.field(Slot{&c}), 0) : "";
 }
+
+std::string schema::default_text(const Key& k) { return value_text(k, Config{}); }
 
 }  // namespace preforkd::config

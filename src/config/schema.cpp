@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdint>
 #include <syslog.h>
+#include <type_traits>
 
 namespace preforkd::config::schema {
 namespace {
@@ -313,6 +314,31 @@ std::span<const Named> access_formats() { return kFormats; }
 }  // namespace preforkd::config::schema
 
 namespace preforkd::config {
+
+std::vector<std::string> keep_until_restart(const Config& running, Config& next)
+{
+    std::vector<std::string> kept;
+    for (const schema::Key& k : schema::keys()) {
+        if (k.reload != schema::Reload::next_start || k.scope != schema::global)
+            continue;
+        std::string was = schema::value_text(k, running);
+        if (schema::value_text(k, next) == was)
+            continue;
+        Config source = running;   // the table reaches fields through mutable slots
+        schema::Field from = k.field(schema::Slot{&source});
+        std::visit(
+            [&](auto target) {
+                if constexpr (std::is_pointer_v<decltype(target)>)
+                    *target = *std::get<decltype(target)>(from);
+            },
+            k.field(schema::Slot{&next}));
+        if (was.size() >= 2 && was.front() == '"')
+            was = was.substr(1, was.size() - 2);
+        kept.push_back(schema::dotted(k.group, k.name) +
+                       " changes take effect at the next start; keeping " + was);
+    }
+    return kept;
+}
 
 std::vector<std::string> known_keys()
 {

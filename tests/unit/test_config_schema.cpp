@@ -201,3 +201,15 @@ Test(config_schema, a_checked_dump_loads_as_the_file_it_came_from)
     assert_text(loaded.file, path);
     assert_text(loaded.http.root, g_dir + "/www");
 }
+
+Test(config_schema, a_reload_keeps_the_keys_it_cannot_apply)
+{
+    Config running = load("pid_file = \"/run/a.pid\"; workers = { max = 4; };");
+    Config next = load("pid_file = \"/run/b.pid\"; workers = { max = 8; };");
+    std::vector<std::string> kept = keep_until_restart(running, next);
+    cr_assert_eq(kept.size(), 1u);
+    assert_text(kept[0], "pid_file changes take effect at the next start; keeping /run/a.pid");
+    assert_text(next.pid_file, "/run/a.pid");
+    cr_assert_eq(next.workers.max, 8, "what a reload applies is left alone");
+    cr_assert(keep_until_restart(running, next).empty());
+}

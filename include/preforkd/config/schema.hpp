@@ -97,8 +97,11 @@ std::string suggestion(std::string_view group, std::string_view name, unsigned s
 // The name of `value` in `choices` ("" if absent).
 std::string_view name_of(std::span<const Named> choices, int value);
 
-// A global key's default as -T prints it ("5", "true", "\"batch\""), read
-// from a default-constructed Config: the struct initialiser is the default.
+// A global key's value in `config` as -T prints it ("5", "true", "\"batch\"").
+std::string value_text(const Key& k, const Config& config);
+
+// Its default, read from a default-constructed Config: the struct
+// initialiser is the default.
 std::string default_text(const Key& k);
 
 // The choices of log.access_format and sites.access_format.
