@@ -19,6 +19,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
+#include <set>
 
 #include "preforkd/config/include.hpp"
 #include "preforkd/listener.hpp"
@@ -61,18 +63,37 @@ Config Loader::run()
 
 // --- include and the top level of each file ------------------------------------
 
+namespace {
+
+std::string canonical(const std::string& path)
+{
+    std::error_code ec;
+    std::string real = std::filesystem::weakly_canonical(path, ec).string();
+    return ec ? path : real;
+}
+
+}  // namespace
+
 void Loader::read_includes()
 {
     const Setting& root = trees_[0].parsed->getRoot();
     if (!root.exists("include"))
         return;
     auto items = strings(root["include"], "include");
+    // A file named twice (by two patterns) is read once; the main file
+    // matched by its own pattern ("*.conf" beside it) would be read twice.
+    std::set<std::string> read = {canonical(origin_.file)};
     for (const Setting* item : items.value_or(std::vector<const Setting*>{})) {
         include::Expansion found = include::expand(item->c_str(), origin_.base_dir);
         if (!found.error.empty())
             error(*item, found.error);
-        for (const std::string& file : found.files)
-            include_file(*item, file);
+        for (const std::string& file : found.files) {
+            if (!origin_.file.empty() && canonical(file) == canonical(origin_.file))
+                error(*item, "include " + in_quotes(item->c_str()) +
+                                 " names this configuration file itself");
+            else if (read.insert(canonical(file)).second)
+                include_file(*item, file);
+        }
     }
 }
 

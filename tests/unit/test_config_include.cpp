@@ -117,3 +117,15 @@ Test(config_include, at_include_of_a_directory_inside_an_included_file_is_caught
     assert_errors("include = [ \"inc/a.conf\" ];\n",
                   {g_dir + "/inc/a.conf:1: @include \"sub\": Is a directory"});
 }
+
+Test(config_include, a_file_is_read_once_and_never_the_main_file_again)
+{
+    std::string main = g_dir + "/preforkd.conf";
+    write_file(main, "include = [\n  \"sites/a.conf\", \"sites/*.conf\" ];\n");
+    write_file(g_dir + "/sites/a.conf", site_file("a.test"));
+    Config c = load_file(main);
+    cr_assert(first_names(c) == std::vector<std::string>{"a.test"});
+    write_file(main, "include = [\n  \"*.conf\" ];\n");
+    assert_text(file_errors(main),
+                main + ":2: include \"*.conf\" names this configuration file itself\n");
+}
