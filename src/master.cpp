@@ -69,20 +69,23 @@ std::string join(const std::vector<std::string>& lines, const char* sep)
     return out;
 }
 
+// The configuration is the one source of every value here: each field is
+// named, none is left to the struct's own initialiser.
 connection::Settings settings_of(const config::Config& c)
 {
-    connection::Settings s;
-    s.limits.max_header_size = std::size_t(c.http.max_header_size);
-    s.limits.max_headers = std::size_t(c.http.max_headers);
-    s.limits.max_discard_body = std::uint64_t(c.http.max_discard_body);
-    s.keepalive_timeout_ms = c.http.keepalive_timeout * 1000;
-    s.keepalive_requests = c.http.keepalive_requests;
-    s.header_timeout_ms = c.http.header_timeout * 1000;
-    s.header_timeout_max_ms = c.http.header_timeout_max * 1000;
-    s.header_min_rate = c.http.header_min_rate;
-    s.adaptive_keepalive = c.http.adaptive_keepalive;
-    s.send_timeout_ms = c.http.send_timeout * 1000;
-    return s;
+    const config::Http& h = c.http;
+    return connection::Settings{
+        .limits = {.max_header_size = std::size_t(h.max_header_size),
+                   .max_headers = std::size_t(h.max_headers),
+                   .max_discard_body = std::uint64_t(h.max_discard_body)},
+        .keepalive_timeout_ms = h.keepalive_timeout * 1000,
+        .keepalive_requests = h.keepalive_requests,
+        .header_timeout_ms = h.header_timeout * 1000,
+        .header_timeout_max_ms = h.header_timeout_max * 1000,
+        .header_min_rate = h.header_min_rate,
+        .adaptive_keepalive = h.adaptive_keepalive,
+        .send_timeout_ms = h.send_timeout * 1000,
+    };
 }
 
 // Each worker holds the listeners, its log and channel, one connection and
@@ -111,25 +114,27 @@ void raise_descriptor_limit(const config::Config& c)
 
 }  // namespace
 
+// As settings_of(): every field named, taken from the configuration.
 http::Site make_site(const config::Config& config, const http::MimeMap& mime)
 {
-    http::Site site;
-    site.root = config.http.root;
+    std::string root = config.http.root;
     // Inside a chroot the root is seen from the new "/".
     const std::string& jail = config.chroot;
-    if (!jail.empty() && site.root.rfind(jail, 0) == 0)
-        site.root = site.root.substr(jail.size());
-    while (site.root.size() > 1 && site.root.back() == '/')
-        site.root.pop_back();
-    site.index = config.http.index;
-    site.autoindex = config.http.autoindex;
-    site.server_tokens = config.http.server_tokens;
-    site.follow_symlinks = config.http.follow_symlinks;
-    site.gzip_static = config.http.gzip_static;
-    site.max_ranges = std::size_t(config.http.max_ranges);
-    site.mime = &mime;
-    site.default_type = config.http.default_type;
-    return site;
+    if (!jail.empty() && root.rfind(jail, 0) == 0)
+        root = root.substr(jail.size());
+    while (root.size() > 1 && root.back() == '/')
+        root.pop_back();
+    return http::Site{
+        .root = root,
+        .index = config.http.index,
+        .autoindex = config.http.autoindex,
+        .server_tokens = config.http.server_tokens,
+        .mime = &mime,
+        .default_type = config.http.default_type,
+        .follow_symlinks = config.http.follow_symlinks,
+        .gzip_static = config.http.gzip_static,
+        .max_ranges = std::size_t(config.http.max_ranges),
+    };
 }
 
 Master::Master(config::Config config, cli::Options options, Fd& ready_pipe,
@@ -734,37 +739,58 @@ void Master::reopen_logs()
 // ---- reload -----------------------------------------------------------------
 
 // libconfig 1.5 calls exit() on some inputs (an @include of a directory), so
-// the new file is first parsed in a child that may die without harm.
-void Master::validate_in_child() const
+// the new file (and what it includes) is parsed in a child that may die
+// without harm.  The child answers with the canonical dump of what it
+// checked, and the master loads exactly that text: a reload parses the files
+// once, and a file edited after the check cannot slip in unchecked.
+std::string Master::validate_in_child() const
 {
     auto [read_end, write_end] = make_pipe();
     pid_t pid = ::fork();
     if (pid < 0)
         throw sys_error("fork", "configuration check");
-    if (pid == 0) {
-        signals::reset_for_child();
-        std::string problems;
-        try {
-            problems = join(config::check_environment(config::load_file(options_.config_file)), "; ");
-        } catch (const config::ConfigError& e) {
-            problems = join(e.messages(), "; ");
-        } catch (const std::exception& e) {
-            problems = e.what();
-        }
-        ssize_t ignored = ::write(write_end.get(), problems.data(), problems.size());
-        (void)ignored;
-        ::_exit(problems.empty() ? 0 : 1);
-    }
+    if (pid == 0)
+        check_in_child(write_end.get());
     write_end.reset();
     std::string text = read_all(read_end.get());
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        return;
-    throw std::runtime_error(!text.empty() ? text
-                                           : "the configuration parser exited unexpectedly (" +
-                                                 exit_text(pid, status).substr(7) + ")");
+        return text;
+    throw std::runtime_error(WIFEXITED(status) && WEXITSTATUS(status) == 1 && !text.empty()
+                                 ? text
+                                 : "the configuration parser exited unexpectedly (" +
+                                       exit_text(pid, status).substr(7) + ")");
+}
+
+// The child's side: the dump and exit 0, or the problems and exit 1.
+void Master::check_in_child(int out) const
+{
+    signals::reset_for_child();
+    std::string answer;
+    int code = 1;
+    try {
+        config::Config checked = config::load_file(options_.config_file);
+        answer = join(config::check_environment(checked), "; ");
+        if (answer.empty()) {
+            answer = config::dump(checked);
+            code = 0;
+        }
+    } catch (const config::ConfigError& e) {
+        answer = join(e.messages(), "; ");
+    } catch (const std::exception& e) {
+        answer = e.what();
+    }
+    for (std::size_t done = 0; done < answer.size();) {
+        ssize_t n = ::write(out, answer.data() + done, answer.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            ::_exit(2);
+        done += std::size_t(n);
+    }
+    ::_exit(code);
 }
 
 void Master::reload()
@@ -800,18 +826,16 @@ void Master::publish_reload_outcome()
 
 Reload Master::prepare_reload()
 {
-    validate_in_child();
+    std::string checked = validate_in_child();
     Reload r;
-    r.config = config::load_file(options_.config_file);
+    r.config = config::load_checked(checked, options_.config_file);
     if (!options_.pid_file.empty())
         r.config.pid_file = options_.pid_file;
     std::vector<std::string> problems = config::check_environment(r.config);
     if (!problems.empty())
         throw config::ConfigError(problems);
-    if (r.config.pid_file != config_.pid_file) {
-        log::warning("pid_file changes take effect at the next start; keeping " + config_.pid_file);
-        r.config.pid_file = config_.pid_file;
-    }
+    for (const std::string& kept : config::keep_until_restart(config_, r.config))
+        log::warning(kept);
     r.identity = privileges::resolve(r.config);
     r.mime = http::load_mime_types(r.config.http.mime_types);
     r.access_log = access_log::open(r.config);

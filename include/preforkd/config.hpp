@@ -1,14 +1,24 @@
 // config.hpp - the configuration of preforkd as plain data.
 //
-// The loader reads libconfig syntax (DESIGN.md section 4) into a Config.
-// libconfig types never leave config.cpp.  Every key has a default; an
-// unknown key, a wrong type or an out-of-range value is an error naming the
-// file and line ("preforkd.conf:12: workers.max must be between 1 and 4096").
-// All errors found are collected, not only the first.
+// The loader reads libconfig syntax (DESIGN.md sections 4 and 8) into a
+// Config.  libconfig types never leave src/config/.  Every key has a default,
+// the value its struct member is initialised with here: this header is the one
+// place defaults are written, and the key table (config/schema.hpp) reads
+// them from a default-constructed Config.  An unknown key, a wrong type or an
+// out-of-range value is an error naming the file and line
+// ("preforkd.conf:12: workers.max must be between 1 and 4096").  All errors
+// found are collected, not only the first.
+//
+// Sites and locations are plain values too: the loader validates them
+// (header syntax, redirect codes, CIDRs, names) and resolves inheritance
+// (http -> site -> location), so a Location holds every rule in effect for it.
+// Translating them into the HTTP layer is the master's job.
 #pragma once
 
-#include <stdexcept>
+#include <array>
+#include <cstdint>
 #include <sched.h>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,7 +34,7 @@ private:
     std::vector<std::string> messages_;
 };
 
-enum class AccessFormat { common, combined };
+enum class AccessFormat { common, combined, combined_timing, json };
 
 struct Workers {
     int start = 5;
@@ -36,6 +46,8 @@ struct Workers {
     int watchdog_timeout = 60;     // seconds, 0 = off
     std::string cpu_scheduling = "batch";   // "batch" or "other"
     int cpu_policy = SCHED_BATCH;           // derived
+
+    bool operator==(const Workers&) const = default;
 };
 
 struct Http {
@@ -58,6 +70,8 @@ struct Http {
     int max_discard_body = 65536;  // bytes of a refused request's body skipped
     std::string mime_types = "/etc/mime.types";
     std::string default_type = "application/octet-stream";
+
+    bool operator==(const Http&) const = default;
 };
 
 struct Log {
@@ -69,6 +83,90 @@ struct Log {
     AccessFormat access_format = AccessFormat::combined;
     int access_buffer = 16384;   // bytes a worker gathers per write; 0: a write per line
     int access_flush = 1;        // seconds a gathered line waits at most
+
+    bool operator==(const Log&) const = default;
+};
+
+// --- sites -------------------------------------------------------------------
+
+// An address block of allow/deny: "10.0.0.0/8", "::1" (a /128), "all".
+struct Cidr {
+    enum class Family { any, v4, v6 };    // any: "all", every client
+    std::string text;                     // canonical, as -T prints it
+    Family family = Family::v4;
+    std::array<std::uint8_t, 16> bytes{}; // network address, host bits zero
+    int prefix = 0;                       // 0..32 or 0..128
+
+    bool operator==(const Cidr&) const = default;
+};
+
+// `return = ( 301, "https://$host$request_uri" );` - status 0 means none.
+struct Return {
+    int status = 0;          // 301 302 307 308 (url set) or 403 404 410 (no url)
+    std::string url;         // may hold $host $request_uri $uri $scheme
+
+    bool operator==(const Return&) const = default;
+};
+
+struct ErrorPage {
+    std::vector<int> status;   // 400..599
+    std::string page;          // a path in the site, starting with '/'
+
+    bool operator==(const ErrorPage&) const = default;
+};
+
+// `expires = "30d"`: off (no header), epoch, max, or a number of seconds.
+struct Expires {
+    enum class Kind { off, epoch, max, seconds };
+    Kind kind = Kind::off;
+    long seconds = 0;
+
+    bool operator==(const Expires&) const = default;
+};
+
+// What a site sets for its locations and a location may override.  The
+// loader fills every field: a location holds its site's value for each key
+// it does not set, and a site holds the http group's root, index, autoindex,
+// gzip_static and follow_symlinks for each of those it does not set.
+struct Rules {
+    std::string root;                       // absolute
+    std::string alias;                      // location only; "" = none
+    std::vector<std::string> index;
+    bool autoindex = false;
+    bool gzip_static = false;
+    bool follow_symlinks = false;
+    std::vector<std::string> headers;       // "Name: value", field syntax checked
+    std::vector<ErrorPage> error_pages;
+    Expires expires;
+    std::string cache_control;              // "" = none
+    Return ret;
+    bool deny_hidden = true;                // "/.x" segments answer 404
+    std::vector<Cidr> allow;                // tried before deny; first match wins
+    std::vector<Cidr> deny;
+    std::string auth_basic;                 // realm; "" = no authentication
+    std::string auth_basic_file;            // absolute path, read by the master
+
+    bool operator==(const Rules&) const = default;
+};
+
+struct Location {
+    std::string path;        // "/static/" (longest prefix wins) or the exact path
+    bool exact = false;      // written "= /path"
+    Rules rules;
+
+    bool operator==(const Location&) const = default;
+};
+
+struct Site {
+    std::vector<std::string> names;     // lower case; "*.example.net" wildcards
+    bool is_default = false;            // `default = true`
+    std::vector<std::string> listen;    // a subset of Config::listen; empty = all
+    std::string access_log;             // path, "syslog", "off"; log.access_log if unset
+    AccessFormat access_format = AccessFormat::combined;   // log.access_format if unset
+    Rules rules;                        // the site's own, defaults for its locations
+    std::vector<Location> locations;    // as written
+
+    bool operator==(const Site&) const = default;
 };
 
 inline constexpr int kMaxWorkers = 4096;
@@ -86,29 +184,55 @@ struct Config {
     Workers workers;
     Http http;
     Log log;
+    // As written, includes read; empty means the one default site of
+    // effective_sites().
+    std::vector<Site> sites;
+
+    bool operator==(const Config&) const = default;
 };
 
 // Loads `path`.  Relative paths inside are resolved against the directory of
-// `path`.  Throws ConfigError with every problem found.
+// `path`; so are `include` globs.  Throws ConfigError with every problem found.
 Config load_file(const std::string& path);
 
-// Loads from text, for tests.  `name` appears in messages in place of the
-// file name; relative paths are resolved against `base_dir`.
+// Loads from text, for tests and for a reload, which loads the dump its
+// checking child made (a reload parses once).  `name` appears in messages in
+// place of the file name; relative paths are resolved against `base_dir`.
 Config load_string(const std::string& text, const std::string& name = "<string>",
                    const std::string& base_dir = "/");
 
-// What -t checks beyond syntax and values: root exists and is a directory,
-// user and group exist, the mime types file is readable, the access log's
-// directory exists.  Returns every problem found (empty = ok).
+// Loads the dump() of a configuration that was loaded from `file` and
+// checked, as a reload's checking child hands it back: the master uses
+// exactly what was checked, and reads no file.  Config::file is `file`;
+// messages name it, and relative paths (there are none in a dump) resolve
+// against its directory.
+Config load_checked(const std::string& dump_text, const std::string& file);
+
+// A reload cannot apply some keys (pid_file: the running master holds its
+// lock).  Each such key changed in `next` is set back to its value in
+// `running`; returns one line per key for the log: "pid_file changes take
+// effect at the next start; keeping /run/preforkd.pid".
+std::vector<std::string> keep_until_restart(const Config& running, Config& next);
+
+// The sites to serve: `config.sites`, or when there are none, one default
+// site made of the http group's root, index, autoindex, gzip_static and
+// follow_symlinks and the log group's access log (configuration version 1).
+std::vector<Site> effective_sites(const Config& config);
+
+// What -t checks beyond syntax and values: every root exists and is a
+// directory, user and group exist, the mime types file is readable, each
+// access log's directory exists.  Returns every problem found (empty = ok).
 std::vector<std::string> check_environment(const Config& config);
 
-// Every key the loader accepts, as dotted names ("user", "workers.start",
-// "http.root"), taken from the loader's own key tables; groups themselves
-// ("workers") are not listed, only their keys.
+// Every key the loader accepts, as dotted names taken from the key table
+// ("user", "workers.start", "http.root", "sites.names", "locations.path");
+// groups themselves ("workers") are not listed, only their keys.  A key a
+// site and a location both take is listed once, under "sites.".
 std::vector<std::string> known_keys();
 
 // The effective configuration in libconfig syntax, every key present, that
-// load_string() accepts and that loads back to the same values.
+// load_string() accepts and that loads back equal (==).  Included files are
+// already merged into it: the dump has no `include`.
 std::string dump(const Config& config);
 
 }  // namespace preforkd::config

@@ -102,7 +102,8 @@ private:
     pool::Limits limits() const;
     int live_workers() const;
 
-    void validate_in_child() const;
+    std::string validate_in_child() const;
+    [[noreturn]] void check_in_child(int out) const;
     void reload();
     Reload prepare_reload();
     void commit_reload(Reload next);

@@ -9,7 +9,6 @@
 #include <sched.h>
 
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <syslog.h>
 #include <unistd.h>
@@ -17,121 +16,11 @@
 
 #include "preforkd/config.hpp"
 #include "preforkd/listener.hpp"
+#include "test_config_helpers.hpp"
 
 using namespace preforkd::config;
 
-namespace {
-
-std::string g_dir;   // this test's temporary directory, without symlinks
-
-void make_dir()
-{
-    char tmpl[] = "/tmp/preforkd-config-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmpl));
-    g_dir = std::filesystem::canonical(tmpl).string();
-}
-
-void remove_dir()
-{
-    std::error_code ec;
-    if (!g_dir.empty())
-        std::filesystem::remove_all(g_dir, ec);
-}
-
-void write_file(const std::string& path, const std::string& text)
-{
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path());
-    std::ofstream(path) << text;
-}
-
-std::string joined(const std::vector<std::string>& lines)
-{
-    std::string text;
-    for (const auto& line : lines)
-        text += line + "\n";
-    return text;
-}
-
-// Criterion's string assertions evaluate their arguments more than once: a
-// temporary std::string's c_str() would be gone by the time it is printed.
-void assert_text(const std::string& actual, const std::string& expected)
-{
-    cr_assert_str_eq(actual.c_str(), expected.c_str());
-}
-
-void assert_contains(const std::string& text, const std::string& part)
-{
-    cr_assert(text.find(part) != std::string::npos, "no \"%s\" in:\n%s", part.c_str(),
-              text.c_str());
-}
-
-// The messages a rejected load reports, one per line ("" if it was accepted).
-template <class Load> std::string errors_of(Load load)
-{
-    try {
-        load();
-    } catch (const ConfigError& e) {
-        return joined(e.messages());
-    }
-    return "";
-}
-
-std::string file_errors(const std::string& path)
-{
-    return errors_of([&] { load_file(path); });
-}
-
-void assert_errors(const std::string& text, const std::vector<std::string>& expected)
-{
-    assert_text(errors_of([&] { load_string(text, "t.conf", g_dir); }), joined(expected));
-}
-
-void assert_same_workers(const Workers& a, const Workers& b)
-{
-    cr_assert(a.start == b.start && a.min_spare == b.min_spare && a.max_spare == b.max_spare);
-    cr_assert(a.max == b.max && a.max_requests == b.max_requests);
-    cr_assert(a.graceful_timeout == b.graceful_timeout);
-    cr_assert(a.watchdog_timeout == b.watchdog_timeout);
-    assert_text(a.cpu_scheduling, b.cpu_scheduling);
-    cr_assert_eq(a.cpu_policy, b.cpu_policy);
-}
-
-void assert_same_http(const Http& a, const Http& b)
-{
-    assert_text(a.root, b.root);
-    cr_assert(a.index == b.index);
-    cr_assert(a.autoindex == b.autoindex && a.server_tokens == b.server_tokens);
-    cr_assert(a.keepalive_timeout == b.keepalive_timeout);
-    cr_assert(a.keepalive_requests == b.keepalive_requests);
-    cr_assert(a.header_timeout == b.header_timeout && a.send_timeout == b.send_timeout);
-    cr_assert(a.max_header_size == b.max_header_size && a.max_headers == b.max_headers);
-    assert_text(a.mime_types, b.mime_types);
-    assert_text(a.default_type, b.default_type);
-}
-
-void assert_same(const Config& a, const Config& b)
-{
-    assert_text(a.user, b.user);
-    assert_text(a.group, b.group);
-    assert_text(a.pid_file, b.pid_file);
-    assert_text(a.chroot, b.chroot);
-    cr_assert(a.listen == b.listen);
-    assert_text(a.unix_mode, b.unix_mode);
-    cr_assert_eq(a.unix_mode_bits, b.unix_mode_bits);
-    cr_assert_eq(a.defer_accept, b.defer_accept);
-    assert_same_workers(a.workers, b.workers);
-    assert_same_http(a.http, b.http);
-    assert_text(a.log.level, b.log.level);
-    assert_text(a.log.syslog_facility, b.log.syslog_facility);
-    cr_assert_eq(a.log.level_priority, b.log.level_priority);
-    cr_assert_eq(a.log.facility_code, b.log.facility_code);
-    assert_text(a.log.access_log, b.log.access_log);
-    cr_assert(a.log.access_format == b.log.access_format);
-    cr_assert_eq(a.log.access_buffer, b.log.access_buffer);
-    cr_assert_eq(a.log.access_flush, b.log.access_flush);
-}
-
-}  // namespace
+using namespace config_test;
 
 TestSuite(config, .init = make_dir, .fini = remove_dir, .timeout = 10);
 
@@ -140,7 +29,7 @@ TestSuite(config, .init = make_dir, .fini = remove_dir, .timeout = 10);
 Test(config, empty_text_gives_every_default)
 {
     Config c = load_string("", "t.conf", "/etc/preforkd");
-    assert_same(c, Config{});
+    cr_assert(c == Config{});
     assert_text(c.file, "");
     cr_assert(c.listen == (std::vector<std::string>{"0.0.0.0:80", "[::]:80"}));
     cr_assert_eq(c.workers.start, 5);
@@ -168,7 +57,9 @@ workers = { start = 2; min_spare = 1; max_spare = 3; max = 8; max_requests = 500
 http = { root = "/srv/www"; index = [ "index.htm", "default.html" ]; autoindex = true;
          keepalive_timeout = 0; keepalive_requests = 7; header_timeout = 3; send_timeout = 4;
          max_header_size = 4096; max_headers = 50; server_tokens = true;
-         mime_types = "/etc/m.types"; default_type = "text/plain"; };
+         mime_types = "/etc/m.types"; default_type = "text/plain";
+         header_timeout_max = 9; header_min_rate = 0; adaptive_keepalive = false;
+         follow_symlinks = true; gzip_static = true; max_ranges = 0; max_discard_body = 10; };
 log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
         access_format = "common"; access_buffer = 0; access_flush = 5; };
 )", "t.conf", g_dir);
@@ -181,6 +72,10 @@ log = { level = "debug"; syslog_facility = "local3"; access_log = "syslog";
     cr_assert(c.http.index == (std::vector<std::string>{"index.htm", "default.html"}));
     cr_assert(c.http.autoindex && c.http.server_tokens && c.http.max_headers == 50);
     assert_text(c.http.default_type, "text/plain");
+    cr_assert(c.http.header_timeout == 3 && c.http.send_timeout == 4);
+    cr_assert(c.http.header_timeout_max == 9 && c.http.header_min_rate == 0);
+    cr_assert(!c.http.adaptive_keepalive && c.http.follow_symlinks && c.http.gzip_static);
+    cr_assert(c.http.max_ranges == 0 && c.http.max_discard_body == 10);
     cr_assert_eq(c.log.level_priority, LOG_DEBUG);
     cr_assert_eq(c.log.facility_code, LOG_LOCAL3);
     assert_text(c.log.access_log, "syslog");
@@ -195,6 +90,17 @@ Test(config, unwritten_pool_defaults_follow_written_limits)
     Config c = load_string("workers = { max = 2; min_spare = 20; };", "t.conf", g_dir);
     cr_assert_eq(c.workers.start, 2, "start follows max when not written");
     cr_assert_eq(c.workers.max_spare, 20, "max_spare follows min_spare when not written");
+}
+
+Test(config, header_timeout_max_follows_or_must_not_be_below_header_timeout)
+{
+    Config c = load_string("http = { header_timeout = 60; };", "t.conf", g_dir);
+    cr_assert_eq(c.http.header_timeout_max, 60, "unwritten, it follows header_timeout up");
+    assert_errors("http = {\n  header_timeout = 60;\n  header_timeout_max = 30;\n};\n",
+                  {"t.conf:3: http.header_timeout_max must not be below http.header_timeout"});
+    assert_errors("http = {\n  header_min_rate = -1;\n  adaptive_keepalive = 1;\n};\n",
+                  {"t.conf:2: http.header_min_rate must be between 0 and 1073741824",
+                   "t.conf:3: http.adaptive_keepalive must be true or false"});
 }
 
 Test(config, big_integer_needs_L_suffix)
@@ -292,11 +198,12 @@ Test(config, duplicate_listen_address_is_an_error)
 Test(config, log_choices_are_listed)
 {
     assert_errors("log = {\n  level = \"verbose\";\n  syslog_facility = \"local9\";\n"
-                  "  access_format = \"json\";\n};\n",
+                  "  access_format = \"xml\";\n};\n",
                   {"t.conf:2: log.level must be one of err, warning, notice, info, debug",
                    "t.conf:3: log.syslog_facility must be one of daemon, user, local0, local1, "
                    "local2, local3, local4, local5, local6, local7",
-                   "t.conf:4: log.access_format must be one of common, combined"});
+                   "t.conf:4: log.access_format must be one of common, combined, "
+                   "combined_timing, json"});
     assert_errors("workers = {\n  cpu_scheduling = \"fifo\";\n};\n",
                   {"t.conf:2: workers.cpu_scheduling must be one of other, batch"});
 }
@@ -412,7 +319,7 @@ log = { level = "err"; syslog_facility = "local7"; access_format = "common"; };)
     assert_contains(text, "user = \"w\\\"w\\\\w\";\n");
     assert_contains(text, "  root = \"/srv/x\\ty\";\n");
     assert_contains(text, "workers = {\n  start = 0;\n");
-    assert_same(load_string(text, "dump", "/"), c);
+    cr_assert(load_string(text, "dump", "/") == c);
 }
 
 Test(config, dump_of_defaults_has_every_key)
@@ -422,7 +329,7 @@ Test(config, dump_of_defaults_has_every_key)
     assert_contains(text, "  index = [ \"index.html\" ];\n");
     assert_contains(text, "  access_format = \"combined\";\n");
     assert_contains(text, "chroot = \"\";\n");
-    assert_same(load_string(text, "dump", "/"), Config{});
+    cr_assert(load_string(text, "dump", "/") == Config{});
 }
 
 // --- check_environment --------------------------------------------------------------

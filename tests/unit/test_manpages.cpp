@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -27,6 +28,7 @@
 
 #include "preforkd/cli.hpp"
 #include "preforkd/config.hpp"
+#include "preforkd/config/schema.hpp"
 #include "preforkd/signals.hpp"
 
 namespace {
@@ -177,6 +179,58 @@ void assert_lint_clean(const std::string& page)
                  output.c_str());
 }
 
+// What the page says of one key: the value after "Default:" and the two
+// numbers of "Range: A to B", mdoc macros, quotes and punctuation dropped
+// ("" where it says something else, such as "not set").
+struct Documented {
+    std::string default_value;
+    std::string range;   // "A to B"
+};
+
+std::string plain_word(std::istringstream& words)
+{
+    std::string w;
+    while (words >> w && (w == ".Pa" || w == ".Qq" || w == ".Ql" || w == "\\&"))
+        ;
+    while (!w.empty() && (w.back() == ',' || w.back() == '.' || w.back() == ';'))
+        w.pop_back();
+    return w;
+}
+
+std::map<std::string, Documented> documented_values(const std::string& page)
+{
+    std::map<std::string, Documented> found;
+    std::istringstream lines(page);
+    std::string key, line, pending;
+    while (std::getline(lines, line)) {
+        std::istringstream words(line);
+        std::string first, second;
+        words >> first >> second;
+        if (first == ".It" && second == "Ic") {
+            words >> key;
+            continue;
+        }
+        if (key.empty() || (first != "Default:" && first != "Range:"))
+            continue;
+        std::string rest = line.substr(first.size());
+        if (rest.find_first_not_of(' ') == std::string::npos && std::getline(lines, line))
+            rest = line;
+        std::istringstream values(rest);
+        if (first == "Default:") {
+            found[key].default_value = plain_word(values);
+        } else {
+            std::string lo = plain_word(values), to = plain_word(values), hi = plain_word(values);
+            found[key].range = lo + " " + to + " " + hi;
+        }
+    }
+    return found;
+}
+
+bool is_number(const std::string& s)
+{
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
 }  // namespace
 
 Test(manpages, known_keys_are_the_keys_the_loader_accepts)
@@ -192,9 +246,13 @@ Test(manpages, known_keys_are_the_keys_the_loader_accepts)
     // for its type, not as an unknown key.
     for (const std::string& key : keys) {
         auto dot = key.find('.');
-        std::string text = dot == std::string::npos
-                               ? key + " = { };\n"
-                               : key.substr(0, dot) + " = { " + key.substr(dot + 1) + " = { }; };\n";
+        std::string group = dot == std::string::npos ? "" : key.substr(0, dot);
+        std::string name = key.substr(dot + 1);
+        std::string text = group.empty()          ? key + " = { };\n"
+                           : group == "sites"     ? "sites = ( { " + name + " = { }; } );\n"
+                           : group == "locations" ? "sites = ( { locations = ( { " + name +
+                                                        " = { }; } ); } );\n"
+                                                  : group + " = { " + name + " = { }; };\n";
         std::vector<std::string> messages;
         try {
             preforkd::config::load_string(text);
@@ -214,6 +272,42 @@ Test(manpages, conf_page_documents_every_key)
     std::set<std::string> documented = documented_keys(page);
     for (const std::string& key : preforkd::config::known_keys())
         cr_expect(documented.count(key), "preforkd.conf.5 has no item \".It Ic %s\"", key.c_str());
+}
+
+// The page's defaults and ranges are the key table's: a default or a limit
+// changed in the code and not on the page fails here.
+Test(manpages, conf_page_defaults_and_ranges_are_the_key_tables)
+{
+    namespace schema = preforkd::config::schema;
+    std::map<std::string, Documented> page = documented_values(read_page("preforkd.conf.5"));
+    std::size_t compared = 0;
+    for (const schema::Key& k : schema::keys()) {
+        using K = schema::Kind;
+        if (k.scope != schema::global || !(k.kind == K::integer || k.kind == K::boolean ||
+                                           k.kind == K::choice || k.kind == K::path ||
+                                           k.kind == K::string))
+            continue;
+        std::string name = schema::dotted(k.group, k.name);
+        std::string expected = schema::default_text(k);
+        if (expected.size() >= 2 && expected.front() == '"')
+            expected = expected.substr(1, expected.size() - 2);
+        if (expected.empty())
+            continue;   // "not set", "empty": said in words
+        const Documented& d = page[name];
+        cr_expect_str_eq(d.default_value.c_str(), expected.c_str(),
+                         "preforkd.conf.5 gives %s the default \"%s\", the code \"%s\"",
+                         name.c_str(), d.default_value.c_str(), expected.c_str());
+        ++compared;
+        std::istringstream range(d.range);
+        std::string lo, to, hi;
+        range >> lo >> to >> hi;
+        if (k.kind == K::integer && is_number(lo) && is_number(hi)) {
+            std::string want = std::to_string(k.lo) + " to " + std::to_string(k.hi);
+            cr_expect_str_eq(d.range.c_str(), want.c_str(), "preforkd.conf.5 gives %s the range "
+                             "\"%s\", the code \"%s\"", name.c_str(), d.range.c_str(), want.c_str());
+        }
+    }
+    cr_assert_geq(compared, 30u, "compared only %zu defaults", compared);
 }
 
 Test(manpages, conf_page_documents_only_known_keys)
