@@ -10,8 +10,10 @@
 // rebuilds (or replaces) the daemon other tests are running, and with STAGE
 // in the test's own directory, so parallel installs do not share files.
 #include <criterion/criterion.h>
+#include <arpa/inet.h>
 #include <ftw.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -447,9 +449,13 @@ Test(ops, systemd_units_pass_systemd_analyze_verify, .timeout = 100) {
     cr_assert(pre.size() == 1 && contains(pre[0], " -t "), "ExecStartPre does not run preforkd -t: %s",
               pre.empty() ? "(none)" : pre[0].c_str());
     auto reload = unit_values(service, "ExecReload");
-    cr_assert(reload.size() == 1 && contains(reload[0], " -t ") && contains(reload[0], "-HUP"),
-              "ExecReload does not test the configuration, then send HUP: %s",
+    cr_assert(reload.size() == 1 && contains(reload[0], "-s reload") && contains(reload[0], "-p ${PIDFILE}"),
+              "ExecReload does not run preforkd -p ${PIDFILE} -s reload: %s",
               reload.empty() ? "(none)" : reload[0].c_str());
+    auto start = unit_values(service, "ExecStart");
+    cr_assert(start.size() == 1 && contains(start[0], "-p ${PIDFILE}"),
+              "ExecStart does not name the pid file that ExecReload uses: %s",
+              start.empty() ? "(none)" : start[0].c_str());
     auto stop = unit_values(service, "TimeoutStopSec");
     cr_assert(stop.size() == 1 && std::atoi(stop[0].c_str()) > 30,
               "TimeoutStopSec must exceed the default graceful_timeout of 30 s");
@@ -461,6 +467,61 @@ Test(ops, systemd_units_pass_systemd_analyze_verify, .timeout = 100) {
     std::vector<std::string> a(sockets.begin(), sockets.end()), b(listen.begin(), listen.end());
     cr_assert(sockets == listen, "preforkd.socket ListenStream=%s\ndoes not match listen in preforkd.conf:%s",
               list(a).c_str(), list(b).c_str());
+}
+
+// `systemctl reload` runs ExecReload and fails when it exits non-zero: the
+// command must wait for the master's verdict, so that a reload the master
+// rejected is reported, with its reason, and not as a success.
+Test(ops, systemd_exec_reload_reports_the_masters_verdict, .timeout = 60) {
+    Daemon d = Daemon::prepare();
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, wait_until([&] { return file_exists(d.pid_file); }), "no pid file %s", d.pid_file.c_str());
+    auto lines = unit_values(read_file(srcdir() + "/init/preforkd.service"), "ExecReload");
+    D_ASSERT(d, lines.size() == 1, "want one ExecReload= line, have %zu", lines.size());
+    // As systemd runs it: Environment= and the EnvironmentFile= values, the
+    // installed binary (here the one under test).
+    std::string command = replace_all(lines[0], "@SBINDIR@/preforkd", daemon_binary());
+    auto exec_reload = [&] {
+        return run({"/usr/bin/env", "CONFIG=" + d.conf, "PIDFILE=" + d.pid_file, "DAEMON_OPTS=", "/bin/sh", "-c",
+                    command},
+                   d.dir, 60s);
+    };
+
+    RunResult good = exec_reload();
+    D_ASSERT(d, good.status == 0, "ExecReload with a good configuration: exit %d\n%s%s", good.status,
+             good.out.c_str(), good.err.c_str());
+    D_ASSERT(d, d.wait_log("ready: generation 2").has_value(), "no 'ready: generation 2' after ExecReload");
+
+    // Parses, but the master cannot apply it: the address is taken.
+    int taken = free_port();
+    int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(taken));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    D_ASSERT(d, holder >= 0 && ::bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(holder, 1) == 0,
+             "could not hold port %d: %s", taken, std::strerror(errno));
+    Options o = d.opts;
+    o.listen = {"127.0.0.1:0", "127.0.0.1:" + std::to_string(taken)};
+    d.write_config(o);
+    RunResult rejected = exec_reload();
+    ::close(holder);
+    D_ASSERT(d, rejected.status == 1 && contains(rejected.err, "Address already in use"),
+             "ExecReload of a configuration the master rejected: exit %d, stderr '%s' (want 1 and the reason)",
+             rejected.status, rejected.err.c_str());
+
+    // A syntax error: rejected with the file and line.
+    d.write_config_text(config_text(d.opts) + "workers.max = ;\n");
+    RunResult broken = exec_reload();
+    D_ASSERT(d, broken.status == 1 && contains(broken.err, d.conf + ":"),
+             "ExecReload of a broken configuration: exit %d, stderr '%s'", broken.status, broken.err.c_str());
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the rejected reloads: %s", r.error.c_str());
+    D_ASSERT(d, d.count_log("ready: generation 3") == 0, "a rejected reload started generation 3");
+
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    NO_SANITIZER_REPORTS();
 }
 
 Test(ops, sd_notify_ready_reloading_stopping, .timeout = 60) {
