@@ -336,8 +336,11 @@ Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
                   contains(init, "/etc/default/preforkd"),
               "the init script does not name the installed paths");
     std::string rotate = read_file(s.file("etc/logrotate.d/preforkd"));
-    cr_assert(contains(rotate, "/usr/sbin/preforkd -s reopen"),
-              "the logrotate snippet does not run /usr/sbin/preforkd -s reopen:\n%s", rotate.c_str());
+    cr_assert(contains(rotate, "/usr/sbin/preforkd -p \"$PIDFILE\" -s reopen") &&
+                  contains(rotate, ". /etc/default/preforkd"),
+              "the logrotate snippet does not run /usr/sbin/preforkd -p PIDFILE -s reopen with PIDFILE "
+              "from /etc/default/preforkd:\n%s",
+              rotate.c_str());
     std::string man8 = read_file(s.file("usr/share/man/man8/preforkd.8"));
     cr_assert(!contains(man8, "/usr/local/sbin/preforkd"),
               "preforkd.8 installed with PREFIX=/usr still says /usr/local/sbin/preforkd");
@@ -745,13 +748,17 @@ Test(ops, logrotate_under_load_loses_no_line, .timeout = 90) {
     D_ASSERT(d, wait_until([&] { return file_exists(d.pid_file); }), "no pid file %s", d.pid_file.c_str());
     std::string current = d.path("logs/access.log"), rotated = current + ".1";
 
-    // The shipped snippet, pointed at this test's log and daemon.
+    // The shipped snippet, pointed at this test's log, binary and defaults
+    // file, which names the daemon's pid file as PIDFILE.
     std::string snippet = read_file(srcdir() + "/etc/preforkd.logrotate");
-    D_ASSERT(d, contains(snippet, "/var/log/preforkd/*.log") && contains(snippet, "@SBINDIR@/preforkd -s reopen"),
+    D_ASSERT(d, contains(snippet, "/var/log/preforkd/*.log") && contains(snippet, "@SBINDIR@/preforkd -p \"$PIDFILE\" -s reopen") &&
+                    contains(snippet, "@SYSCONFDIR@/default/preforkd"),
              "etc/preforkd.logrotate no longer looks as this test expects:\n%s", snippet.c_str());
+    std::string defaults = d.path("default-preforkd");
+    write_file(defaults, "DAEMON_OPTS=\"\"\nPIDFILE=\"" + d.pid_file + "\"\n");
     snippet = replace_all(snippet, "/var/log/preforkd/*.log", d.path("logs/*.log"));
-    snippet = replace_all(snippet, "@SBINDIR@/preforkd -s reopen",
-                          daemon_binary() + " -s reopen -p " + d.pid_file);
+    snippet = replace_all(snippet, "@SBINDIR@/preforkd", daemon_binary());
+    snippet = replace_all(snippet, "@SYSCONFDIR@/default/preforkd", defaults);
     if (geteuid() != 0 || getgrnam("adm") == nullptr)
         snippet = replace_all(snippet, "create 0640 root adm", "create");
     std::string conf = d.path("logrotate.conf");
@@ -772,6 +779,10 @@ Test(ops, logrotate_under_load_loses_no_line, .timeout = 90) {
         }
     });
     bool loaded = wait_until([&] { return line_count(current) >= 300; });
+    // The administrator is in the middle of editing the configuration: the
+    // hook must not need it.
+    std::string good = read_file(d.conf);
+    d.write_config_text(good + "workers = {\n");
     RunResult rot = loaded ? run({logrotate, "-f", "-s", d.path("logrotate.state"), conf}, d.dir, 30s)
                            : RunResult{};
     rotated_flag = true;
@@ -807,5 +818,19 @@ Test(ops, logrotate_under_load_loses_no_line, .timeout = 90) {
 
     D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
     D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+
+    // A stopped server (no pid file): nothing to reopen, and no error.
+    write_file(current, "a line written while stopped\n");
+    RunResult stopped = run({logrotate, "-f", "-s", d.path("logrotate.state"), conf}, d.dir, 30s);
+    D_ASSERT(d, stopped.status == 0, "logrotate -f with the server stopped: exit %d\n%s%s", stopped.status,
+             stopped.out.c_str(), stopped.err.c_str());
+    // A pid file no master holds (a killed server): the hook cannot reopen
+    // the log, and logrotate must say so rather than succeed silently.
+    write_file(d.pid_file, std::to_string(d.pid) + "\n");
+    write_file(current, "a line written after the kill\n");
+    RunResult stale = run({logrotate, "-f", "-s", d.path("logrotate.state"), conf}, d.dir, 30s);
+    D_ASSERT(d, stale.status != 0 && contains(stale.out + stale.err, "stale pid file " + d.pid_file),
+             "logrotate -f with a stale pid file: exit %d (want non-zero, naming the pid file)\n%s%s",
+             stale.status, stale.out.c_str(), stale.err.c_str());
     NO_SANITIZER_REPORTS();
 }
