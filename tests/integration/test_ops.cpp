@@ -279,16 +279,16 @@ std::string sanitizer_reports_in(const std::string& dir) {
 
 // ---- SysV script ----------------------------------------------------------------
 
-// Runs the staged init script with its paths pointed at the staged binary
-// and the test's configuration.  Without `pid_file` the script finds the pid
-// file itself, from the configuration (`preforkd -T`).
-RunResult sysv(const Staged& s, const Daemon& d, const std::string& action,
-               const std::string& pid_file = "") {
+// Runs the staged init script with its paths pointed at the staged binary,
+// the test's configuration and the daemon's pid file (what PIDFILE= of
+// /etc/default/preforkd names; the script never reads it from the
+// configuration).
+RunResult sysv(const Staged& s, const Daemon& d, const std::string& action) {
     std::vector<std::string> argv = {"/usr/bin/env", "PREFORKD_DAEMON=" + s.bin(),
                                      "PREFORKD_CONFIG=" + d.conf,
-                                     "PREFORKD_DEFAULTS=" + s.file("etc/default/preforkd")};
+                                     "PREFORKD_DEFAULTS=" + s.file("etc/default/preforkd"),
+                                     "PREFORKD_PIDFILE=" + d.pid_file};
     for (const auto& var : sanitizer_env(d.dir)) argv.insert(argv.begin() + 1, var);
-    if (!pid_file.empty()) argv.push_back("PREFORKD_PIDFILE=" + pid_file);
     argv.push_back(s.file("etc/init.d/preforkd"));
     argv.push_back(action);
     return run(argv, d.dir, 60s);
@@ -644,8 +644,7 @@ Test(ops, sysv_script_starts_reloads_and_stops_the_staged_install, .timeout = 10
 
     RunResult start = sysv(s, d, "start");
     SYSV_ASSERT(d, start, start.status == 0, "init script start");
-    D_ASSERT(d, file_exists(d.pid_file), "no pid file %s after start (the configuration's pid_file)",
-             d.pid_file.c_str());
+    D_ASSERT(d, file_exists(d.pid_file), "no pid file %s after start (PIDFILE)", d.pid_file.c_str());
     pid_t master = pid_in(d.pid_file);
     track(master);
     D_ASSERT(d, master > 0 && cmdline_of(master).rfind("preforkd: master", 0) == 0,
@@ -660,11 +659,9 @@ Test(ops, sysv_script_starts_reloads_and_stops_the_staged_install, .timeout = 10
                 "start of a running server (LSB: 0, same server)");
 
     // A broken configuration is refused before the master is signalled.
-    // (The pid file is named: the script cannot read it from this
-    // configuration, and must not fail for that reason alone.)
     auto workers = sorted(children_of(master));
     d.write_config_text(good + "workers = { max = 0; };\n");
-    RunResult bad = sysv(s, d, "reload", d.pid_file);
+    RunResult bad = sysv(s, d, "reload");
     SYSV_ASSERT(d, bad, bad.status != 0 && contains(bad.err, d.conf + ":"),
                 "reload with a broken configuration (refused, naming the file and line)");
     D_ASSERT(d, !is_gone(master) && pid_in(d.pid_file) == master, "the master went away");
@@ -715,6 +712,49 @@ Test(ops, sysv_script_starts_reloads_and_stops_the_staged_install, .timeout = 10
     SYSV_ASSERT(d, dead, dead.status == 1, "status with a stale pid file (LSB: 1)");
     RunResult usage = sysv(s, d, "bogus");
     SYSV_ASSERT(d, usage, usage.status == 2 && contains(usage.err, "Usage:"), "unknown action");
+    std::string reports = sanitizer_reports_in(d.dir);
+    D_ASSERT(d, reports.empty(), "sanitizer report:\n%s", reports.c_str());
+}
+
+// The script finds the server through PIDFILE alone: with a configuration
+// that is invalid for the moment (an edit in progress), status still says
+// "running" and stop still stops it.
+Test(ops, sysv_status_and_stop_do_not_read_the_configuration, .timeout = 100) {
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+    std::string init = read_file(s.file("etc/init.d/preforkd"));
+    cr_assert(!contains(init, "-T "), "the init script still reads the configuration (preforkd -T)");
+    Options o;
+    int port = free_port();
+    o.listen = {"127.0.0.1:" + std::to_string(port)};
+    Daemon d = Daemon::prepare(o);
+    d.port = port;
+    // The configuration names another pid file: the script's PIDFILE wins,
+    // because the server is started with -p PIDFILE.
+    std::string elsewhere = d.path("config-names-this.pid");
+    std::string conf = read_file(d.conf);
+    cr_assert(contains(conf, "pid_file = \"preforkd.pid\";"), "the test configuration has no pid_file line");
+    d.write_config_text(replace_all(conf, "pid_file = \"preforkd.pid\";", "pid_file = \"" + elsewhere + "\";"));
+    RunResult start = sysv(s, d, "start");
+    SYSV_ASSERT(d, start, start.status == 0, "init script start");
+    D_ASSERT(d, wait_until([&] { return file_exists(d.pid_file); }), "no pid file %s (PIDFILE) after start",
+             d.pid_file.c_str());
+    D_ASSERT(d, !file_exists(elsewhere), "the server wrote the configuration's pid file, not PIDFILE");
+    pid_t master = pid_in(d.pid_file);
+    track(master);
+
+    d.write_config_text("workers = {\n");
+    RunResult test = sysv(s, d, "configtest");
+    SYSV_ASSERT(d, test, test.status != 0, "configtest of the half-edited configuration");
+    RunResult status = sysv(s, d, "status");
+    SYSV_ASSERT(d, status, status.status == 0 && contains(status.out, std::to_string(master)),
+                "status of a running server while the configuration is invalid (LSB: 0, naming the pid)");
+    RunResult stop = sysv(s, d, "stop");
+    SYSV_ASSERT(d, stop, stop.status == 0, "stop while the configuration is invalid");
+    D_ASSERT(d, wait_exit(master, 10s) != -1, "master %d still running after stop", master);
+    D_ASSERT(d, connect_tcp(d.port) < 0, "port %d still accepts after stop", d.port);
+    RunResult stopped = sysv(s, d, "status");
+    SYSV_ASSERT(d, stopped, stopped.status == 3, "status after stop (LSB: 3)");
     std::string reports = sanitizer_reports_in(d.dir);
     D_ASSERT(d, reports.empty(), "sanitizer report:\n%s", reports.c_str());
 }
