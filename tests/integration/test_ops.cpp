@@ -681,6 +681,40 @@ Test(ops, sysv_script_starts_reloads_and_stops_the_staged_install, .timeout = 10
              }),
              "no new generation after reload: workers %s, were %s", join(children_of(master)).c_str(),
              join(workers).c_str());
+    // Each message on a line of its own: the "Reloading" line ends with
+    // its status, and the master's verdict follows it.
+    auto line_with = [](const std::string& text, const std::string& needle) {
+        for (const auto& line : lines_of(text))
+            if (contains(line, needle)) return line;
+        return std::string();
+    };
+    std::string reloading = line_with(reload.out, "Reloading");
+    SYSV_ASSERT(d, reload, !reloading.empty() && reloading.back() == '.' && !contains(reloading, "preforkd: reload"),
+                "the Reloading line runs together with the verdict");
+    SYSV_ASSERT(d, reload, !line_with(reload.out, "preforkd: reload: generation").empty(),
+                "no verdict line after the Reloading line");
+
+    // A configuration that passes the test but that the master rejects (its
+    // address is taken): the reload fails, with the reason on its own line.
+    int holder = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t alen = sizeof a;
+    D_ASSERT(d, holder >= 0 && ::bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    ::listen(holder, 1) == 0 && ::getsockname(holder, reinterpret_cast<sockaddr*>(&a), &alen) == 0,
+             "could not hold a port: %s", std::strerror(errno));
+    Options taken = o;
+    taken.listen.push_back("127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+    d.write_config(taken);
+    RunResult refused = sysv(s, d, "reload");
+    ::close(holder);
+    d.write_config_text(good);
+    std::string failed_line = line_with(refused.out, "Reloading");
+    std::string reason = line_with(refused.out + refused.err, "Address already in use");
+    SYSV_ASSERT(d, refused, refused.status != 0 && contains(failed_line, "failed") && !reason.empty() &&
+                                !contains(failed_line, "Address already in use"),
+                "reload the master rejected (non-zero, 'failed', the reason on its own line)");
     RunResult force = sysv(s, d, "force-reload");
     SYSV_ASSERT(d, force, force.status == 0, "force-reload");
     RunResult test = sysv(s, d, "configtest");
