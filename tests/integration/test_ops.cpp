@@ -445,8 +445,11 @@ Test(ops, systemd_units_pass_systemd_analyze_verify, .timeout = 100) {
               r.out.c_str(), r.err.c_str());
 
     std::string service = read_file(units + "/preforkd.service");
+    // RuntimeDirectory=preforkd: /run/preforkd, where preforkd.conf(5)'s
+    // first example puts its unix socket.
     for (const char* want : {"Type=notify", "KillMode=mixed", "KillSignal=SIGQUIT", "NoNewPrivileges=yes",
-                             "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes"})
+                             "ProtectSystem=full", "ProtectHome=yes", "PrivateTmp=yes",
+                             "RuntimeDirectory=preforkd"})
         cr_assert(contains(service, std::string("\n") + want + "\n"), "preforkd.service lacks %s", want);
     auto pre = unit_values(service, "ExecStartPre");
     cr_assert(pre.size() == 1 && contains(pre[0], " -t "), "ExecStartPre does not run preforkd -t: %s",
