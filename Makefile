@@ -5,6 +5,10 @@
 #   make check      unit and integration tests, then again under ASan+UBSan
 #   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured
 #   make deps       install the Debian build dependencies (root) or print how
+#
+# Only `make deps`, `make run` and `make check` install packages (as root,
+# with apt-get, once per command); `make` and `make install` never do: they
+# stop with the list of what is missing.
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
@@ -36,9 +40,16 @@ PF_FLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-HAVE_DEPS  := pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null \
-              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+# HAVE_BUILD_DEPS: what building preforkd needs; HAVE_DEPS: that and what the
+# tests and `make run` need.
+HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exists $(PKGS) 2>/dev/null
+HAVE_DEPS  := $(HAVE_BUILD_DEPS) && pkg-config --exists criterion 2>/dev/null \
+              && command -v curl >/dev/null && command -v clang++ >/dev/null \
+              && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+BUILD_DEPS_OK := $(shell $(HAVE_BUILD_DEPS) && echo yes)
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
+MISSING_DEPS = echo "preforkd: missing dependencies for $@; run 'make deps' as root, or:" >&2; \
+               echo "  apt-get install -y $(DEB_DEPS)" >&2; exit 1
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -57,38 +68,48 @@ INTEG_OBJS := $(INTEG_SRCS:%.cpp=$(BUILD)/%.o)
 
 all: $(BUILD)/preforkd
 
+# Installs once and checks the result: a dependency still missing after
+# apt-get fails here, with the list, instead of in every later step.
 deps:
 	@if $(HAVE_DEPS); then \
 	    echo "build dependencies present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "installing build dependencies: $(DEB_DEPS)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS); \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS) \
+	        || exit 1; \
+	    if ! ($(HAVE_DEPS)); then \
+	        echo "preforkd: dependencies still missing after apt-get install $(DEB_DEPS)" >&2; \
+	        exit 1; \
+	    fi; \
 	else \
 	    echo "missing build dependencies; as root run:" >&2; \
 	    echo "  apt-get install -y $(DEB_DEPS)" >&2; exit 1; \
 	fi
 
+# `make deps` first when something is missing, then the rest in a make that
+# sees the new pkg-config answers; that make never installs again.
 ifneq ($(DEPS_OK),yes)
-# A dependency is missing: install it (or say how), then make the same goal
-# again in a fresh make that sees the new pkg-config answers.
-$(BUILD)/preforkd run check check-unit check-integration check-sanitize install: deps
-	@$(MAKE) --no-print-directory $@
-else
+DEPS_FIRST = $(MAKE) --no-print-directory deps &&
+endif
+
+ifeq ($(BUILD_DEPS_OK),yes)
 $(BUILD)/preforkd: $(OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(PF_FLAGS) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
+else
+$(BUILD)/preforkd install:
+	@$(MISSING_DEPS)
+endif
 
+ifeq ($(DEPS_OK),yes)
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
-
-run: all
-	$(BUILD)/preforkd -f -c etc/dev.conf
 
 # Criterion runs each test in its own process, -j2 on this 2-core target.
 check-unit: $(BUILD)/unit-tests
@@ -97,6 +118,14 @@ check-unit: $(BUILD)/unit-tests
 check-integration: $(BUILD)/preforkd $(BUILD)/integration-tests
 	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
 	    $(BUILD)/integration-tests -j2 --color=never
+else
+$(BUILD)/unit-tests $(BUILD)/integration-tests check-unit check-integration:
+	@$(MISSING_DEPS)
+endif
+
+run:
+	@$(DEPS_FIRST) $(MAKE) --no-print-directory $(BUILD)/preforkd
+	$(BUILD)/preforkd -f -c etc/dev.conf
 
 # The objects are built in parallel first; the test binaries then run one
 # after the other (each runs its tests -j2 itself).
@@ -111,7 +140,7 @@ check-sanitize:
 	    $(SAN_VARS) check-unit check-integration
 
 check:
-	$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/preforkd $(BUILD)/unit-tests \
+	$(DEPS_FIRST) $(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/preforkd $(BUILD)/unit-tests \
 	    $(BUILD)/integration-tests
 	$(MAKE) --no-print-directory check-unit check-integration
 	$(MAKE) --no-print-directory check-sanitize
@@ -125,6 +154,7 @@ MAN_SUBST  = sed -e 's|/usr/local/sbin/preforkd|$(SBINDIR)/preforkd|g' \
                  -e 's|/etc/preforkd/|$(SYSCONFDIR)/preforkd/|g'
 STAGE      = $(BUILD)/stage
 
+ifeq ($(BUILD_DEPS_OK),yes)
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) \
@@ -153,7 +183,6 @@ install: all
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preforkd ]; then \
 	    install -m 0644 etc/preforkd.default $(DESTDIR)$(SYSCONFDIR)/default/preforkd; \
 	fi
-
 endif
 
 # A configuration the administrator changed is kept; everything else goes.
@@ -239,8 +268,8 @@ STRESS_FUZZ_SECONDS ?= 300
 .PHONY: stress stress-scenarios
 
 ifneq ($(DEPS_OK),yes)
-stress-scenarios: deps
-	@$(MAKE) --no-print-directory $@
+$(BUILD)/stress-tests stress-scenarios:
+	@$(MISSING_DEPS)
 else
 $(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)

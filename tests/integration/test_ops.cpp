@@ -369,6 +369,54 @@ Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
     cr_assert(read_file(conf) == changed, "make uninstall altered the changed configuration");
 }
 
+// A machine without the build dependencies: pkg-config finds nothing, as
+// root (`id -u` says 0), with an apt-get that records its calls and installs
+// nothing.  `make` and `make install` must stop with the list of what is
+// missing and never run apt-get; `make check` and `make run` may run it once,
+// then stop, never calling make again and again.
+Test(ops, make_never_loops_or_installs_packages_unasked, .timeout = 100) {
+    std::string work = make_tempdir();
+    std::string bin = work + "/bin", calls = work + "/apt-get.calls";
+    make_dir(bin);
+    write_file(bin + "/pkg-config", "#!/bin/sh\nexit 1\n", 0755);
+    write_file(bin + "/apt-get", "#!/bin/sh\necho \"$*\" >> " + calls + "\nexit 0\n", 0755);
+    write_file(bin + "/id", "#!/bin/sh\necho 0\n", 0755);
+    const char* path = std::getenv("PATH");
+    auto make = [&](const std::string& target) {
+        return run({"/usr/bin/env", "-u", "MAKEFLAGS", "-u", "MFLAGS", "-u", "MAKELEVEL",
+                    "PATH=" + bin + ":" + (path != nullptr ? path : "/usr/bin:/bin"), "make", "--no-print-directory",
+                    "-C", srcdir(), target, "BUILD=" + work + "/build", "DESTDIR=" + work + "/root",
+                    "STAGE=" + work + "/stage"},
+                   work, 60s);
+    };
+    auto installs = [&] {
+        size_t n = 0;
+        for (const auto& line : lines_of(read_file(calls)))
+            if (line.find("install") != std::string::npos) ++n;
+        return n;
+    };
+
+    for (const char* target : {"all", "install"}) {
+        RunResult r = make(target);
+        cr_assert(r.status != 0 && r.status != -1 && contains(r.err, "make deps"),
+                  "make %s without dependencies: exit %d (want a failure naming 'make deps')\n%s%s", target,
+                  r.status, r.out.c_str(), r.err.c_str());
+        cr_assert(read_file(calls).empty(), "make %s ran apt-get: %s", target, read_file(calls).c_str());
+    }
+    cr_assert(files_under(work + "/root").empty(), "make install without dependencies installed:%s",
+              list(files_under(work + "/root")).c_str());
+
+    for (const char* target : {"check", "run"}) {
+        write_file(calls, "");
+        RunResult r = make(target);
+        cr_assert(r.status != 0 && r.status != -1 && contains(r.err, "still missing"),
+                  "make %s when apt-get does not help: exit %d (want a failure saying 'still missing')\n%s%s",
+                  target, r.status, r.out.c_str(), r.err.c_str());
+        cr_assert(installs() == 1, "make %s ran apt-get install %zu times, want once:\n%s", target, installs(),
+                  read_file(calls).c_str());
+    }
+}
+
 // The shipped configuration is complete and valid: with the two directories
 // that belong to the machine (document root, log directory) pointed into the
 // stage, `preforkd -t` accepts it as installed, www-data user and all.
