@@ -3,7 +3,8 @@
 #   make            build build/preforkd
 #   make run        start it in the foreground on etc/dev.conf (127.0.0.1:8080)
 #   make check      unit and integration tests, then again under ASan+UBSan
-#   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured
+#   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured;
+#                   the binary is stripped (INSTALL_STRIP= keeps the symbols)
 #   make deps       install the Debian build dependencies (root) or print how
 #
 # Only `make deps`, `make run` and `make check` install packages (as root,
@@ -14,7 +15,10 @@ PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 MANDIR     ?= $(PREFIX)/share/man
-SYSTEMDUNITDIR ?= /lib/systemd/system
+DATADIR    ?= $(PREFIX)/share
+# Debian's place for units is /lib/systemd/system; a local install's is
+# under its prefix (systemd also reads /usr/local/lib/systemd/system).
+SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 LOCALSTATEDIR ?= /var
 DESTDIR    ?=
 
@@ -153,15 +157,45 @@ SUBST      = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 MAN_SUBST  = sed -e 's|/usr/local/sbin/preforkd|$(SBINDIR)/preforkd|g' \
                  -e 's|/etc/preforkd/|$(SYSCONFDIR)/preforkd/|g'
 STAGE      = $(BUILD)/stage
+INSTALL_STRIP ?= -s
+# Copies of the init script and logrotate snippet as last installed: what
+# tells a file the administrator changed from one an older install left.
+SHIPPED    = $(DESTDIR)$(DATADIR)/preforkd
+
+# $(call install_kept,SOURCE,MODE,TARGET,SHIPPED): SOURCE becomes TARGET,
+# unless TARGET was changed since it was installed (it is neither SOURCE nor
+# the SHIPPED copy of the last install).  A changed TARGET stays, SOURCE goes
+# beside it as TARGET.dpkg-dist, a name that logrotate, run-parts and the
+# init tools skip (TARGET.default would be read as a second snippet or
+# script), and make says so.
+define install_kept
+	@if [ -e $(3) ] && ! cmp -s $(1) $(3) && ! cmp -s $(4) $(3); then \
+	    install -m $(2) $(1) $(3).dpkg-dist; \
+	    echo "keeping changed $(3); the new version is $(3).dpkg-dist"; \
+	else \
+	    install -m $(2) $(1) $(3) && rm -f $(3).dpkg-dist; \
+	fi
+	install -m 0644 $(1) $(4)
+endef
+
+# $(call uninstall_kept,TARGET,SHIPPED): removes TARGET unless it was changed.
+define uninstall_kept
+	@if [ -e $(1) ] && ! cmp -s $(1) $(2); then \
+	    echo "keeping changed $(1)"; \
+	else \
+	    rm -f $(1); \
+	fi
+	rm -f $(1).dpkg-dist $(2)
+endef
 
 ifeq ($(BUILD_DEPS_OK),yes)
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
-	    $(DESTDIR)$(SYSCONFDIR)/default $(STAGE)
+	    $(DESTDIR)$(SYSCONFDIR)/default $(SHIPPED) $(STAGE)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/log/preforkd $(DESTDIR)$(LOCALSTATEDIR)/www/html
-	install -m 0755 $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
+	install -m 0755 $(INSTALL_STRIP) $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
 	$(SUBST) etc/preforkd.conf > $(STAGE)/preforkd.conf
 	install -m 0644 $(STAGE)/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf ]; then \
@@ -177,20 +211,23 @@ install: all
 	$(SUBST) init/preforkd.socket > $(STAGE)/preforkd.socket
 	install -m 0644 $(STAGE)/preforkd.service $(STAGE)/preforkd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
 	$(SUBST) init/preforkd > $(STAGE)/preforkd.init
-	install -m 0755 $(STAGE)/preforkd.init $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd
+	$(call install_kept,$(STAGE)/preforkd.init,0755,$(DESTDIR)$(SYSCONFDIR)/init.d/preforkd,$(SHIPPED)/preforkd.init)
 	$(SUBST) etc/preforkd.logrotate > $(STAGE)/preforkd.logrotate
-	install -m 0644 $(STAGE)/preforkd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	$(call install_kept,$(STAGE)/preforkd.logrotate,0644,$(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd,$(SHIPPED)/preforkd.logrotate)
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preforkd ]; then \
 	    install -m 0644 etc/preforkd.default $(DESTDIR)$(SYSCONFDIR)/default/preforkd; \
 	fi
 endif
 
-# A configuration the administrator changed is kept; everything else goes.
+# A configuration, init script or logrotate snippet the administrator
+# changed is kept; everything else goes.
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/preforkd
 	rm -f $(DESTDIR)$(MANDIR)/man8/preforkd.8 $(DESTDIR)$(MANDIR)/man5/preforkd.conf.5
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.service $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.socket
-	rm -f $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	$(call uninstall_kept,$(DESTDIR)$(SYSCONFDIR)/init.d/preforkd,$(SHIPPED)/preforkd.init)
+	$(call uninstall_kept,$(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd,$(SHIPPED)/preforkd.logrotate)
+	-rmdir $(SHIPPED) 2>/dev/null
 	@conf=$(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
 	if [ -e $$conf ] && ! cmp -s $$conf $$conf.default; then \
 	    echo "keeping modified $$conf"; \

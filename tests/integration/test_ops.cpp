@@ -136,13 +136,15 @@ constexpr Installed kInstalled[] = {
     {"usr/sbin/preforkd", 0755},
     {"usr/share/man/man5/preforkd.conf.5", 0644},
     {"usr/share/man/man8/preforkd.8", 0644},
+    {"usr/share/preforkd/preforkd.init", 0644},
+    {"usr/share/preforkd/preforkd.logrotate", 0644},
 };
 
 // `make TARGET` for a staged install into `dest`; `as` = {uid, gid} to run
 // unprivileged (through setpriv), or {-1, -1}.  The parent make's jobserver
 // does not reach us (the harness closes descriptors), so its flags go too.
 RunResult make_staged(const std::string& target, const std::string& dest, const std::string& work,
-                      std::pair<long, long> as = {-1, -1}) {
+                      std::pair<long, long> as = {-1, -1}, const std::string& prefix = "/usr") {
     std::string build = build_dir();
     std::vector<std::string> argv;
     if (as.first >= 0)
@@ -151,7 +153,7 @@ RunResult make_staged(const std::string& target, const std::string& dest, const 
     std::vector<std::string> make = {
         "/usr/bin/env", "-u", "MAKEFLAGS", "-u", "MFLAGS", "-u", "MAKELEVEL",
         "make", "--no-print-directory", "-C", srcdir(), target,
-        "DESTDIR=" + dest, "PREFIX=/usr", "SYSCONFDIR=/etc", "BUILD=" + build,
+        "DESTDIR=" + dest, "PREFIX=" + prefix, "SYSCONFDIR=/etc", "BUILD=" + build,
         "STAGE=" + work + "/stage", "-o", build + "/preforkd"};
     argv.insert(argv.end(), make.begin(), make.end());
     return run(argv, work, 90s);
@@ -347,26 +349,72 @@ Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
     RunResult version = run({s.bin(), "-V"}, s.work);
     cr_assert(version.status == 0 && contains(version.out, project_version()),
               "installed preforkd -V: exit %d '%s'", version.status, version.out.c_str());
+    if (executable("/usr/bin/readelf")) {
+        RunResult sections = run({"/usr/bin/readelf", "-S", "-W", s.bin()}, s.work);
+        cr_assert(sections.status == 0 && contains(sections.out, ".text") && !contains(sections.out, ".symtab") &&
+                      !contains(sections.out, ".debug_info"),
+                  "the installed binary is not stripped:\n%s", sections.out.c_str());
+    }
 
-    // A second install keeps the administrator's changes.
+    // A second install keeps the administrator's changes: the configuration,
+    // the init script and the logrotate snippet.  The new init script goes
+    // beside the changed one, under a name the init tools skip.
     std::string conf = s.file("etc/preforkd/preforkd.conf");
     std::string changed = read_file(conf) + "# changed by the administrator\n";
     write_file(conf, changed);
+    std::string init_path = s.file("etc/init.d/preforkd");
+    std::string shipped_init = read_file(init_path);
+    std::string changed_init = shipped_init + "# changed by the administrator\n";
+    write_file(init_path, changed_init, 0755);
+    // The snippet as an older install left it, unchanged since: replaced.
+    std::string rotate_path = s.file("etc/logrotate.d/preforkd");
+    write_file(rotate_path, "# an older version\n");
+    write_file(s.file("usr/share/preforkd/preforkd.logrotate"), "# an older version\n");
     RunResult again = make_staged("install", s.dest, s.work);
     MAKE_ASSERT(again, "second make install");
     cr_assert(read_file(conf) == changed, "the second make install overwrote the changed %s",
               conf.c_str());
     cr_assert(read_file(s.file("etc/preforkd/preforkd.conf.default")) != changed,
               "preforkd.conf.default holds the administrator's changes");
+    cr_assert(read_file(init_path) == changed_init, "the second make install overwrote the changed %s", init_path.c_str());
+    cr_assert(read_file(init_path + ".dpkg-dist") == shipped_init && contains(again.out, "keeping changed " + init_path),
+              "the second make install did not put the new init script beside the changed one, or did not say "
+              "so:\n%s",
+              again.out.c_str());
+    cr_assert(read_file(rotate_path) == rotate, "the second make install did not update the unchanged %s",
+              rotate_path.c_str());
+    cr_assert(!file_exists(rotate_path + ".dpkg-dist"), "an unchanged logrotate snippet got a .dpkg-dist");
 
-    // Uninstall removes everything but the changed configuration.
+    // Uninstall removes everything but what the administrator changed.
     RunResult un = make_staged("uninstall", s.dest, s.work);
     MAKE_ASSERT(un, "make uninstall");
     std::vector<std::string> left = files_under(s.dest);
-    cr_assert(left == std::vector<std::string>{"etc/preforkd/preforkd.conf"},
-              "after make uninstall, want only the changed etc/preforkd/preforkd.conf; left:%s",
+    cr_assert((left == std::vector<std::string>{"etc/init.d/preforkd", "etc/preforkd/preforkd.conf"}),
+              "after make uninstall, want only the changed etc/init.d/preforkd and etc/preforkd/preforkd.conf; "
+              "left:%s",
               list(left).c_str());
     cr_assert(read_file(conf) == changed, "make uninstall altered the changed configuration");
+    cr_assert(read_file(init_path) == changed_init, "make uninstall altered the changed init script");
+}
+
+// PREFIX=/usr/local: the units go under the prefix, where systemd also
+// looks, not into the distribution's /lib/systemd/system.
+Test(ops, make_install_puts_units_under_a_local_prefix, .timeout = 100) {
+    std::string work = make_tempdir();
+    std::string dest = work + "/root";
+    RunResult r = make_staged("install", dest, work, {-1, -1}, "/usr/local");
+    MAKE_ASSERT(r, "make install PREFIX=/usr/local");
+    for (const char* unit : {"preforkd.service", "preforkd.socket"}) {
+        cr_assert(file_exists(dest + "/usr/local/lib/systemd/system/" + unit),
+                  "make install PREFIX=/usr/local did not install usr/local/lib/systemd/system/%s; installed:%s",
+                  unit, list(files_under(dest)).c_str());
+        cr_assert(!file_exists(dest + "/lib/systemd/system/" + unit),
+                  "make install PREFIX=/usr/local wrote lib/systemd/system/%s", unit);
+    }
+    std::string service = read_file(dest + "/usr/local/lib/systemd/system/preforkd.service");
+    cr_assert(contains(service, "ExecStart=/usr/local/sbin/preforkd -f"),
+              "preforkd.service does not start /usr/local/sbin/preforkd:\n%s", service.c_str());
+    cr_assert(file_exists(dest + "/usr/local/sbin/preforkd"), "no usr/local/sbin/preforkd");
 }
 
 // A machine without the build dependencies: pkg-config finds nothing, as
