@@ -220,8 +220,19 @@ install: all
 endif
 
 # A configuration, init script or logrotate snippet the administrator
-# changed is kept; everything else goes.
+# changed is kept; everything else goes.  Never from under a running server:
+# while a process runs the installed binary, uninstall refuses.
 uninstall:
+	@bin=$$(readlink -f $(DESTDIR)$(SBINDIR)/preforkd 2>/dev/null) || exit 0; \
+	for exe in /proc/[0-9]*/exe; do \
+	    case "$$(readlink $$exe 2>/dev/null)" in \
+	    "$$bin" | "$$bin (deleted)") \
+	        pid=$${exe#/proc/}; \
+	        echo "preforkd: $$bin is running (pid $${pid%/exe}); stop the server first" \
+	             "(systemctl stop preforkd, or /etc/init.d/preforkd stop)" >&2; \
+	        exit 1 ;; \
+	    esac; \
+	done
 	rm -f $(DESTDIR)$(SBINDIR)/preforkd
 	rm -f $(DESTDIR)$(MANDIR)/man8/preforkd.8 $(DESTDIR)$(MANDIR)/man5/preforkd.conf.5
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.service $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.socket

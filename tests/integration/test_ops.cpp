@@ -11,6 +11,7 @@
 // in the test's own directory, so parallel installs do not share files.
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <grp.h>
 #include <netinet/in.h>
@@ -117,6 +118,23 @@ mode_t mode_of(const std::string& path) {
 }
 
 size_t line_count(const std::string& path) { return lines_of(read_file(path)).size(); }
+
+// Processes whose executable is `binary`, per /proc/PID/exe.
+std::vector<pid_t> processes_running(const std::string& binary) {
+    std::vector<pid_t> out;
+    DIR* proc = opendir("/proc");
+    if (proc == nullptr) return out;
+    while (dirent* e = readdir(proc)) {
+        if (!std::isdigit(static_cast<unsigned char>(e->d_name[0]))) continue;
+        char target[4096];
+        std::string link = std::string("/proc/") + e->d_name + "/exe";
+        ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+        if (n > 0 && std::string(target, static_cast<size_t>(n)) == binary)
+            out.push_back(static_cast<pid_t>(std::atoi(e->d_name)));
+    }
+    closedir(proc);
+    return out;
+}
 
 // ---- make install ---------------------------------------------------------------
 
@@ -395,6 +413,37 @@ Test(ops, make_install_stages_every_file_with_real_paths, .timeout = 100) {
               list(left).c_str());
     cr_assert(read_file(conf) == changed, "make uninstall altered the changed configuration");
     cr_assert(read_file(init_path) == changed_init, "make uninstall altered the changed init script");
+}
+
+// make uninstall must not pull the binary from under a running server: it
+// refuses, naming the process, and removes nothing until the server stops.
+Test(ops, make_uninstall_refuses_while_the_installed_server_runs, .timeout = 100) {
+    Staged s = stage_install();
+    MAKE_ASSERT(s.result, "make install");
+    Daemon d = Daemon::prepare();
+    d.pid = spawn({s.bin(), "-f", "-c", d.conf}, d.log);
+    D_ASSERT(d, d.pid > 0 && d.wait_log("ready: generation 1").has_value(), "the installed preforkd did not start");
+    std::vector<std::string> before = files_under(s.dest);
+
+    RunResult refused = make_staged("uninstall", s.dest, s.work);
+    D_ASSERT(d, refused.status != 0 && contains(refused.err, "is running (pid ") &&
+                    contains(refused.err, "stop the server first"),
+             "make uninstall while the installed server runs: exit %d (want a refusal naming the pid)\n%s%s",
+             refused.status, refused.out.c_str(), refused.err.c_str());
+    D_ASSERT(d, files_under(s.dest) == before, "the refused make uninstall removed files; left:%s",
+             list(files_under(s.dest)).c_str());
+    D_ASSERT(d, !is_gone(d.pid), "the server went away");
+
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    D_ASSERT(d, wait_until([&] { return processes_running(s.bin()).empty(); }),
+             "processes still run %s after the master exited: %s", s.bin().c_str(),
+             join(processes_running(s.bin())).c_str());
+    RunResult un = make_staged("uninstall", s.dest, s.work);
+    MAKE_ASSERT(un, "make uninstall after the server stopped");
+    D_ASSERT(d, !file_exists(s.bin()), "make uninstall left %s", s.bin().c_str());
+    std::string reports = sanitizer_reports_in(d.dir);
+    D_ASSERT(d, reports.empty(), "sanitizer report:\n%s", reports.c_str());
 }
 
 // PREFIX=/usr/local: the units go under the prefix, where systemd also
