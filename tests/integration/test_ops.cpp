@@ -28,6 +28,7 @@
 #include <atomic>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <set>
@@ -958,6 +959,55 @@ Test(ops, sysv_script_passes_sh_n_and_shellcheck, .timeout = 60) {
 }
 
 // ---- logrotate ----------------------------------------------------------------------
+
+// The access log preforkd creates has the owner, group and mode that the
+// shipped snippet's `create` line gives it after a rotation, so nothing
+// changes at the first one.
+Test(ops, access_log_is_created_as_logrotate_creates_it, .timeout = 60) {
+    std::string snippet = read_file(srcdir() + "/etc/preforkd.logrotate");
+    std::string create;
+    for (const auto& line : lines_of(snippet)) {
+        size_t b = line.find_first_not_of(" \t");
+        if (b != std::string::npos && line.compare(b, 7, "create ") == 0) create = line.substr(b + 7);
+    }
+    unsigned mode = 0;
+    char user[64] = "", group_name[64] = "";
+    cr_assert(std::sscanf(create.c_str(), "%o %63s %63s", &mode, user, group_name) == 3,
+              "no `create MODE USER GROUP` line in etc/preforkd.logrotate:\n%s", snippet.c_str());
+    passwd* pw = getpwnam(user);
+    group* gr = getgrnam(group_name);
+    if (geteuid() != 0 || pw == nullptr || gr == nullptr || pw->pw_uid != 0)
+        cr_skip("needs root and the group %s (the master gives its log that group as root only)", group_name);
+    uid_t want_uid = pw->pw_uid;
+    gid_t want_gid = gr->gr_gid;
+
+    Options o;
+    o.access_log = "logs/access.log";
+    Daemon d = Daemon::prepare(o);
+    make_dir(d.path("logs"));
+    std::string log = d.path("logs/access.log");
+    D_ASSERT(d, !file_exists(log), "%s exists before the start", log.c_str());
+    // A umask that would otherwise give the file another mode.
+    mode_t old_mask = ::umask(0002);
+    bool started = d.start();
+    ::umask(old_mask);
+    D_ASSERT(d, started, "daemon did not become ready");
+    struct stat st{};
+    D_ASSERT(d, ::stat(log.c_str(), &st) == 0, "no access log %s", log.c_str());
+    D_ASSERT(d, (st.st_mode & 07777) == mode && st.st_uid == want_uid && st.st_gid == want_gid,
+             "the new access log is %04o uid %u gid %u; logrotate creates %04o %s (%u) %s (%u)",
+             st.st_mode & 07777, st.st_uid, st.st_gid, mode, user, want_uid, group_name, want_gid);
+
+    // Renamed by hand and reopened: the new file is made the same way.
+    D_ASSERT(d, ::rename(log.c_str(), (log + ".1").c_str()) == 0, "rename failed");
+    D_ASSERT(d, d.signal(SIGUSR1), "kill -USR1 failed");
+    D_ASSERT(d, d.wait_log("reopened " + log).has_value(), "no 'reopened %s'", log.c_str());
+    D_ASSERT(d, ::stat(log.c_str(), &st) == 0 && (st.st_mode & 07777) == mode && st.st_gid == want_gid,
+             "the reopened access log is %04o gid %u", st.st_mode & 07777, st.st_gid);
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    NO_SANITIZER_REPORTS();
+}
 
 Test(ops, logrotate_under_load_loses_no_line, .timeout = 90) {
     const std::string logrotate = "/usr/sbin/logrotate";
