@@ -960,6 +960,42 @@ Test(ops, sysv_script_passes_sh_n_and_shellcheck, .timeout = 60) {
 
 // ---- logrotate ----------------------------------------------------------------------
 
+// The log says which version starts, and routine worker exits (a reload
+// retiring a generation) stay out of it unless level is debug; a worker
+// that dies is still reported.
+Test(ops, log_names_the_version_and_keeps_routine_worker_exits_at_debug, .timeout = 60) {
+    for (const char* level : {"info", "debug"}) {
+        Options o;
+        o.level = level;
+        Daemon d = Daemon::prepare(o);
+        D_ASSERT(d, d.start(), "daemon did not become ready (level %s)", level);
+        std::string version = "preforkd " + project_version() + " starting";
+        std::string text = d.log_text();
+        size_t at = text.find(version), started = text.find("master process started");
+        D_ASSERT(d, !project_version().empty() && at != std::string::npos && at < started,
+                 "no '%s' line before 'master process started'", version.c_str());
+        auto first = d.workers();
+        D_ASSERT(d, d.signal(SIGHUP), "kill -HUP failed");
+        D_ASSERT(d, d.wait_log("reload: generation 1 retired").has_value(), "generation 1 never retired");
+        size_t clean = d.count_log("exited with status 0");
+        if (std::string(level) == "info") {
+            D_ASSERT(d, clean == 0, "%zu routine 'exited with status 0' lines at level info", clean);
+            auto now = d.workers();
+            D_ASSERT(d, !now.empty(), "no workers after the reload");
+            pid_t victim = now.front();
+            D_ASSERT(d, ::kill(victim, SIGKILL) == 0, "kill -KILL %d failed", victim);
+            D_ASSERT(d, d.wait_log(format("worker %d exited on signal 9", victim)).has_value(),
+                     "the killed worker %d is not in the log at level info", victim);
+        } else {
+            D_ASSERT(d, clean >= first.size(), "%zu 'exited with status 0' lines at level debug for %zu retired workers",
+                     clean, first.size());
+        }
+        D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+        D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    }
+    NO_SANITIZER_REPORTS();
+}
+
 // The access log preforkd creates has the owner, group and mode that the
 // shipped snippet's `create` line gives it after a rotation, so nothing
 // changes at the first one.
