@@ -3,14 +3,22 @@
 #   make            build build/preforkd
 #   make run        start it in the foreground on etc/dev.conf (127.0.0.1:8080)
 #   make check      unit and integration tests, then again under ASan+UBSan
-#   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured
+#   make install    PREFIX, DESTDIR, SYSCONFDIR, SBINDIR, MANDIR honoured;
+#                   the binary is stripped (INSTALL_STRIP= keeps the symbols)
 #   make deps       install the Debian build dependencies (root) or print how
+#
+# Only `make deps`, `make run` and `make check` install packages (as root,
+# with apt-get, once per command); `make` and `make install` never do: they
+# stop with the list of what is missing.
 
 PREFIX     ?= /usr/local
 SBINDIR    ?= $(PREFIX)/sbin
 SYSCONFDIR ?= /etc
 MANDIR     ?= $(PREFIX)/share/man
-SYSTEMDUNITDIR ?= /lib/systemd/system
+DATADIR    ?= $(PREFIX)/share
+# Debian's place for units is /lib/systemd/system; a local install's is
+# under its prefix (systemd also reads /usr/local/lib/systemd/system).
+SYSTEMDUNITDIR ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
 LOCALSTATEDIR ?= /var
 DESTDIR    ?=
 
@@ -36,9 +44,16 @@ PF_FLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
-HAVE_DEPS  := pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null \
-              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+# HAVE_BUILD_DEPS: what building preforkd needs; HAVE_DEPS: that and what the
+# tests and `make run` need.
+HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exists $(PKGS) 2>/dev/null
+HAVE_DEPS  := $(HAVE_BUILD_DEPS) && pkg-config --exists criterion 2>/dev/null \
+              && command -v curl >/dev/null && command -v clang++ >/dev/null \
+              && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+BUILD_DEPS_OK := $(shell $(HAVE_BUILD_DEPS) && echo yes)
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
+MISSING_DEPS = echo "preforkd: missing dependencies for $@; run 'make deps' as root, or:" >&2; \
+               echo "  apt-get install -y $(DEB_DEPS)" >&2; exit 1
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
@@ -57,38 +72,48 @@ INTEG_OBJS := $(INTEG_SRCS:%.cpp=$(BUILD)/%.o)
 
 all: $(BUILD)/preforkd
 
+# Installs once and checks the result: a dependency still missing after
+# apt-get fails here, with the list, instead of in every later step.
 deps:
 	@if $(HAVE_DEPS); then \
 	    echo "build dependencies present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	    echo "installing build dependencies: $(DEB_DEPS)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS); \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_DEPS) \
+	        || exit 1; \
+	    if ! ($(HAVE_DEPS)); then \
+	        echo "preforkd: dependencies still missing after apt-get install $(DEB_DEPS)" >&2; \
+	        exit 1; \
+	    fi; \
 	else \
 	    echo "missing build dependencies; as root run:" >&2; \
 	    echo "  apt-get install -y $(DEB_DEPS)" >&2; exit 1; \
 	fi
 
+# `make deps` first when something is missing, then the rest in a make that
+# sees the new pkg-config answers; that make never installs again.
 ifneq ($(DEPS_OK),yes)
-# A dependency is missing: install it (or say how), then make the same goal
-# again in a fresh make that sees the new pkg-config answers.
-$(BUILD)/preforkd run check check-unit check-integration check-sanitize install: deps
-	@$(MAKE) --no-print-directory $@
-else
+DEPS_FIRST = $(MAKE) --no-print-directory deps &&
+endif
+
+ifeq ($(BUILD_DEPS_OK),yes)
 $(BUILD)/preforkd: $(OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(PF_FLAGS) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
+else
+$(BUILD)/preforkd install:
+	@$(MISSING_DEPS)
+endif
 
+ifeq ($(DEPS_OK),yes)
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
-
-run: all
-	$(BUILD)/preforkd -f -c etc/dev.conf
 
 # Criterion runs each test in its own process, -j2 on this 2-core target.
 check-unit: $(BUILD)/unit-tests
@@ -97,6 +122,14 @@ check-unit: $(BUILD)/unit-tests
 check-integration: $(BUILD)/preforkd $(BUILD)/integration-tests
 	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
 	    $(BUILD)/integration-tests -j2 --color=never
+else
+$(BUILD)/unit-tests $(BUILD)/integration-tests check-unit check-integration:
+	@$(MISSING_DEPS)
+endif
+
+run:
+	@$(DEPS_FIRST) $(MAKE) --no-print-directory $(BUILD)/preforkd
+	$(BUILD)/preforkd -f -c etc/dev.conf
 
 # The objects are built in parallel first; the test binaries then run one
 # after the other (each runs its tests -j2 itself).
@@ -111,7 +144,7 @@ check-sanitize:
 	    $(SAN_VARS) check-unit check-integration
 
 check:
-	$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/preforkd $(BUILD)/unit-tests \
+	$(DEPS_FIRST) $(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/preforkd $(BUILD)/unit-tests \
 	    $(BUILD)/integration-tests
 	$(MAKE) --no-print-directory check-unit check-integration
 	$(MAKE) --no-print-directory check-sanitize
@@ -124,14 +157,45 @@ SUBST      = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 MAN_SUBST  = sed -e 's|/usr/local/sbin/preforkd|$(SBINDIR)/preforkd|g' \
                  -e 's|/etc/preforkd/|$(SYSCONFDIR)/preforkd/|g'
 STAGE      = $(BUILD)/stage
+INSTALL_STRIP ?= -s
+# Copies of the init script and logrotate snippet as last installed: what
+# tells a file the administrator changed from one an older install left.
+SHIPPED    = $(DESTDIR)$(DATADIR)/preforkd
 
+# $(call install_kept,SOURCE,MODE,TARGET,SHIPPED): SOURCE becomes TARGET,
+# unless TARGET was changed since it was installed (it is neither SOURCE nor
+# the SHIPPED copy of the last install).  A changed TARGET stays, SOURCE goes
+# beside it as TARGET.dpkg-dist, a name that logrotate, run-parts and the
+# init tools skip (TARGET.default would be read as a second snippet or
+# script), and make says so.
+define install_kept
+	@if [ -e $(3) ] && ! cmp -s $(1) $(3) && ! cmp -s $(4) $(3); then \
+	    install -m $(2) $(1) $(3).dpkg-dist; \
+	    echo "keeping changed $(3); the new version is $(3).dpkg-dist"; \
+	else \
+	    install -m $(2) $(1) $(3) && rm -f $(3).dpkg-dist; \
+	fi
+	install -m 0644 $(1) $(4)
+endef
+
+# $(call uninstall_kept,TARGET,SHIPPED): removes TARGET unless it was changed.
+define uninstall_kept
+	@if [ -e $(1) ] && ! cmp -s $(1) $(2); then \
+	    echo "keeping changed $(1)"; \
+	else \
+	    rm -f $(1); \
+	fi
+	rm -f $(1).dpkg-dist $(2)
+endef
+
+ifeq ($(BUILD_DEPS_OK),yes)
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(SYSCONFDIR)/preforkd \
 	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/init.d $(DESTDIR)$(SYSCONFDIR)/logrotate.d \
-	    $(DESTDIR)$(SYSCONFDIR)/default $(STAGE)
+	    $(DESTDIR)$(SYSCONFDIR)/default $(SHIPPED) $(STAGE)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/log/preforkd $(DESTDIR)$(LOCALSTATEDIR)/www/html
-	install -m 0755 $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
+	install -m 0755 $(INSTALL_STRIP) $(BUILD)/preforkd $(DESTDIR)$(SBINDIR)/preforkd
 	$(SUBST) etc/preforkd.conf > $(STAGE)/preforkd.conf
 	install -m 0644 $(STAGE)/preforkd.conf $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf.default
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf ]; then \
@@ -147,21 +211,34 @@ install: all
 	$(SUBST) init/preforkd.socket > $(STAGE)/preforkd.socket
 	install -m 0644 $(STAGE)/preforkd.service $(STAGE)/preforkd.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
 	$(SUBST) init/preforkd > $(STAGE)/preforkd.init
-	install -m 0755 $(STAGE)/preforkd.init $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd
+	$(call install_kept,$(STAGE)/preforkd.init,0755,$(DESTDIR)$(SYSCONFDIR)/init.d/preforkd,$(SHIPPED)/preforkd.init)
 	$(SUBST) etc/preforkd.logrotate > $(STAGE)/preforkd.logrotate
-	install -m 0644 $(STAGE)/preforkd.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	$(call install_kept,$(STAGE)/preforkd.logrotate,0644,$(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd,$(SHIPPED)/preforkd.logrotate)
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/default/preforkd ]; then \
 	    install -m 0644 etc/preforkd.default $(DESTDIR)$(SYSCONFDIR)/default/preforkd; \
 	fi
-
 endif
 
-# A configuration the administrator changed is kept; everything else goes.
+# A configuration, init script or logrotate snippet the administrator
+# changed is kept; everything else goes.  Never from under a running server:
+# while a process runs the installed binary, uninstall refuses.
 uninstall:
+	@bin=$$(readlink -f $(DESTDIR)$(SBINDIR)/preforkd 2>/dev/null) || exit 0; \
+	for exe in /proc/[0-9]*/exe; do \
+	    case "$$(readlink $$exe 2>/dev/null)" in \
+	    "$$bin" | "$$bin (deleted)") \
+	        pid=$${exe#/proc/}; \
+	        echo "preforkd: $$bin is running (pid $${pid%/exe}); stop the server first" \
+	             "(systemctl stop preforkd, or /etc/init.d/preforkd stop)" >&2; \
+	        exit 1 ;; \
+	    esac; \
+	done
 	rm -f $(DESTDIR)$(SBINDIR)/preforkd
 	rm -f $(DESTDIR)$(MANDIR)/man8/preforkd.8 $(DESTDIR)$(MANDIR)/man5/preforkd.conf.5
 	rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.service $(DESTDIR)$(SYSTEMDUNITDIR)/preforkd.socket
-	rm -f $(DESTDIR)$(SYSCONFDIR)/init.d/preforkd $(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd
+	$(call uninstall_kept,$(DESTDIR)$(SYSCONFDIR)/init.d/preforkd,$(SHIPPED)/preforkd.init)
+	$(call uninstall_kept,$(DESTDIR)$(SYSCONFDIR)/logrotate.d/preforkd,$(SHIPPED)/preforkd.logrotate)
+	-rmdir $(SHIPPED) 2>/dev/null
 	@conf=$(DESTDIR)$(SYSCONFDIR)/preforkd/preforkd.conf; \
 	if [ -e $$conf ] && ! cmp -s $$conf $$conf.default; then \
 	    echo "keeping modified $$conf"; \
@@ -240,8 +317,8 @@ STRESS_FUZZ_SECONDS ?= 300
 .PHONY: stress stress-scenarios
 
 ifneq ($(DEPS_OK),yes)
-stress-scenarios: deps
-	@$(MAKE) --no-print-directory $@
+$(BUILD)/stress-tests stress-scenarios:
+	@$(MISSING_DEPS)
 else
 $(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)

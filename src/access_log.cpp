@@ -5,7 +5,9 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "preforkd/http/fields.hpp"
@@ -52,6 +54,8 @@ std::string_view clf_time(time_t when)
     return {cached, cached_size};
 }
 
+constexpr mode_t kCreateMode = 0640;
+
 }  // namespace
 
 Mode mode_of(const config::Config& config)
@@ -64,14 +68,35 @@ Mode mode_of(const config::Config& config)
     return Mode::file;
 }
 
+namespace {
+
+// A log this process creates gets what logrotate's `create 0640 root adm`
+// (etc/preforkd.logrotate) gives the next one: mode 0640 whatever the umask
+// and, when run as root on a system with an adm group, group adm, so that
+// the owner and mode do not change at the first rotation.  Best effort: a
+// file that cannot be given them is still the log (false says so).
+bool give_rotation_owner(int fd)
+{
+    if (::fchmod(fd, kCreateMode) != 0)
+        return false;
+    const group* adm = ::geteuid() == 0 ? ::getgrnam("adm") : nullptr;
+    return adm == nullptr || ::fchown(fd, 0, adm->gr_gid) == 0;
+}
+
+}  // namespace
+
 Fd open(const config::Config& config)
 {
     if (mode_of(config) != Mode::file)
         return Fd();
-    Fd fd(::open(config.log.access_log.c_str(),
-                 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+    const std::string& path = config.log.access_log;
+    Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, kCreateMode));
+    if (fd)
+        give_rotation_owner(fd.get());
+    else if (errno == EEXIST)
+        fd.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC));
     if (!fd)
-        throw sys_error("open", config.log.access_log);
+        throw sys_error("open", path);
     return fd;
 }
 

@@ -32,6 +32,10 @@
 #include "preforkd/signals.hpp"
 #include "preforkd/worker.hpp"
 
+#ifndef PREFORKD_VERSION
+#define PREFORKD_VERSION "0.0.0"
+#endif
+
 namespace preforkd::master {
 namespace {
 
@@ -182,6 +186,8 @@ int Master::run()
 
 void Master::start()
 {
+    // The first line of every start: which build the log lines come from.
+    log::notice("preforkd " PREFORKD_VERSION " starting");
     signals::install_master(wait_mask_);
     raise_descriptor_limit(config_);
     identity_ = privileges::resolve(config_);
@@ -304,7 +310,9 @@ void Master::on_worker_exit(int slot, int status)
     bool at_startup = s.state.load() == State::starting;
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     bool expected = w.quit_sent_ms != 0 || w.killed || phase_ != Phase::running;
-    log::write(clean ? LOG_INFO : expected ? LOG_NOTICE : LOG_WARNING, exit_text(w.pid, status));
+    // A clean exit is routine (a reload retires every worker, max_requests
+    // recycles them): debug.  What the master caused otherwise is notice.
+    log::write(clean ? LOG_DEBUG : expected ? LOG_NOTICE : LOG_WARNING, exit_text(w.pid, status));
     if (at_startup && !clean && phase_ == Phase::running) {
         std::string why = s.note[0] ? s.note : exit_text(w.pid, status);
         if (!started_)

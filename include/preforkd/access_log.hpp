@@ -22,7 +22,9 @@ enum class Mode { off, file, syslog };
 
 Mode mode_of(const config::Config& config);
 
-// Opens the file for `config` (mode file), or an empty Fd otherwise.
+// Opens the file for `config` (mode file), or an empty Fd otherwise.  A
+// file it creates gets mode 0640 and, as root, group adm (what logrotate's
+// `create` line gives the next one).
 // Throws std::system_error naming open and the path.
 Fd open(const config::Config& config);
 
