@@ -63,7 +63,7 @@ constexpr std::string_view kHttpKeys[] = {
     "root",           "index",       "autoindex",       "keepalive_timeout", "keepalive_requests",
     "header_timeout", "send_timeout", "max_header_size", "max_headers",      "server_tokens",
     "mime_types",     "default_type", "follow_symlinks", "gzip_static",      "max_ranges",
-    "max_discard_body", "header_timeout_max", "header_min_rate", "adaptive_keepalive"};
+    "max_discard_body", "header_timeout_max", "header_min_rate", "adaptive_keepalive", "parking"};
 constexpr std::string_view kLogKeys[] = {"level",         "syslog_facility", "access_log",
                                          "access_format", "access_buffer",   "access_flush"};
 
@@ -609,6 +609,7 @@ void Loader::load_http(const Setting& g)
     read_int(g, "header_timeout_max", h.header_timeout_max, 1, 3600);
     read_int(g, "header_min_rate", h.header_min_rate, 0, 1 << 30);
     read_bool(g, "adaptive_keepalive", h.adaptive_keepalive);
+    read_bool(g, "parking", h.parking);
     if (h.header_timeout_max < h.header_timeout) {
         // Unset, it follows header_timeout up; written, it must not be below.
         if (g.exists("header_timeout_max"))
@@ -937,6 +938,7 @@ void dump_http(std::ostream& o, const Http& h)
       << "  header_timeout_max = " << h.header_timeout_max << ";\n"
       << "  header_min_rate = " << h.header_min_rate << ";\n"
       << "  adaptive_keepalive = " << bool_literal(h.adaptive_keepalive) << ";\n"
+      << "  parking = " << bool_literal(h.parking) << ";\n"
       << "  send_timeout = " << h.send_timeout << ";\n"
       << "  max_header_size = " << h.max_header_size << ";\n"
       << "  max_headers = " << h.max_headers << ";\n"

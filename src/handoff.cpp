@@ -37,14 +37,14 @@ struct Fixed {
 
 bool valid_kind(std::uint8_t k)
 {
-    return k >= std::uint8_t(Kind::keepalive) && k <= std::uint8_t(Kind::ready);
+    return k >= std::uint8_t(Kind::keepalive) && k <= std::uint8_t(Kind::expired);
 }
 
 }  // namespace
 
 std::int64_t Parcel::deadline_ms() const noexcept
 {
-    if (kind == Kind::tls_hello || bytes.empty())
+    if (kind == Kind::tls_hello || (kind == Kind::keepalive && bytes.empty()))
         return since_ms + idle_timeout_ms;
     std::int64_t deadline = since_ms + head_timeout_ms;
     if (min_rate > 0) {
@@ -145,6 +145,10 @@ std::optional<Received> receive_parcel(int sock)
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return std::nullopt;
+    if (n == 0) {
+        errno = EPIPE;   // every sender is gone
+        return std::nullopt;
+    }
     // Every descriptor that came is owned here first, so none can leak.
     std::vector<Fd> fds;
     for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {

@@ -20,12 +20,17 @@
 #include <string>
 #include <set>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <tuple>
 #include <utility>
 
 #include "preforkd/handoff.hpp"
+#include "preforkd/log.hpp"
+#include "preforkd/proctitle.hpp"
+#include "preforkd/signals.hpp"
 
 namespace preforkd::parker {
 namespace {
@@ -54,7 +59,7 @@ private:
     void take_parcels();
     void on_readable(int fd);
     void expire(std::int64_t now);
-    void hand_back(int fd);
+    void hand_back(int fd, Kind why);
     void flush_backlog();
     void drop(int fd);
     void watch_ready_queue(bool want);
@@ -124,6 +129,7 @@ void Loop::take_parcels()
         h.deadline = h.parcel.deadline_ms();
         if (progress(h.parcel) == Progress::complete) {
             // Nothing to wait for: the worker sent it whole (it should not).
+            h.parcel.kind = Kind::ready;
             backlog_.push_back(std::move(h));
             flush_backlog();
             continue;
@@ -169,7 +175,7 @@ void Loop::on_readable(int fd)
     }
     p.bytes.append(buf, std::size_t(n));
     if (progress(p) == Progress::complete)
-        return hand_back(fd);
+        return hand_back(fd, Kind::ready);
     deadlines_.erase({h.deadline, fd});
     h.deadline = p.deadline_ms();
     deadlines_.emplace(h.deadline, fd);
@@ -179,21 +185,21 @@ void Loop::expire(std::int64_t now)
 {
     while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
         int fd = deadlines_.begin()->second;
-        const Parcel& p = held_.at(fd).parcel;
-        if (p.kind == Kind::partial_head && !p.bytes.empty()) {
-            std::string_view r = timeout_response();
-            // Best effort: a client too slow to send is not waited on to read.
-            ssize_t ignored = ::send(fd, r.data(), r.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-            (void)ignored;
-        }
-        drop(fd);
+        // A head begun, or a new connection that never sent one, goes back
+        // to a worker for its 408, which the worker sends and logs as it
+        // would have; an idle keep-alive connection is closed in silence.
+        if (held_.at(fd).parcel.kind == Kind::partial_head)
+            hand_back(fd, Kind::expired);
+        else
+            drop(fd);
     }
 }
 
-void Loop::hand_back(int fd)
+void Loop::hand_back(int fd, Kind why)
 {
     auto it = held_.find(fd);
     Held h = std::move(it->second);
+    h.parcel.kind = why;
     held_.erase(it);
     deadlines_.erase({h.deadline, fd});
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
@@ -205,7 +211,6 @@ void Loop::flush_backlog()
 {
     while (!backlog_.empty()) {
         Held& h = backlog_.front();
-        h.parcel.kind = Kind::ready;
         if (!handoff::send_parcel(c_.ready, h.fd.get(), h.parcel)) {
             if (errno == EAGAIN)
                 break;   // every worker busy: wait for room
@@ -297,19 +302,92 @@ Progress hello_progress(std::string_view b) noexcept
     return b.size() >= kMaxHello ? Progress::complete : Progress::waiting;
 }
 
-std::string_view timeout_response() noexcept
-{
-    static constexpr std::string_view kBody = "<html><h1>408 Request Timeout</h1></html>\r\n";
-    static const std::string response = "HTTP/1.1 408 Request Timeout\r\n"
-                                        "Content-Type: text/html\r\n"
-                                        "Content-Length: " + std::to_string(kBody.size()) +
-                                        "\r\nConnection: close\r\n\r\n" + std::string(kBody);
-    return response;
-}
-
 void run(const Context& c)
 {
     Loop(c).run();
+}
+
+namespace {
+
+volatile sig_atomic_t g_quit = 0;
+
+extern "C" void parker_on_quit(int)
+{
+    g_quit = 1;
+}
+
+// A queue holds parcels while every worker is busy: room for a few hundred
+// heads, not the default's few dozen.
+void enlarge(int fd)
+{
+    int size = 4 << 20;
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
+std::pair<Fd, Fd> seqpacket_pair()
+{
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        throw sys_error("socketpair", "parker queue");
+    enlarge(sv[0]);
+    enlarge(sv[1]);
+    return {Fd(sv[0]), Fd(sv[1])};
+}
+
+}  // namespace
+
+Queues make_queues()
+{
+    Queues q;
+    std::tie(q.park_worker, q.park_parker) = seqpacket_pair();
+    std::tie(q.ready_parker, q.ready_worker) = seqpacket_pair();
+    return q;
+}
+
+void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity)
+{
+    pid_t master = ::getppid();
+    signals::reset_for_child();
+    struct sigaction sa{};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = parker_on_quit;
+    sigaction(SIGQUIT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = SIG_IGN;
+    for (int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGALRM})
+        sigaction(sig, &sa, nullptr);
+    sigset_t block, wait_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGQUIT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &wait_mask);
+    sigdelset(&wait_mask, SIGQUIT);
+    sigdelset(&wait_mask, SIGTERM);
+    proctitle::set("preforkd: parker");
+    scoreboard::Slot& slot = board->parker;
+    slot.pid.store(::getpid());
+    int status = 0;
+    try {
+        privileges::drop(identity);
+        ::prctl(PR_SET_PDEATHSIG, SIGQUIT);   // after the drop, which clears it
+        if (::getppid() != master)
+            g_quit = 1;
+        scoreboard::set_state(slot, scoreboard::State::idle);
+        Context c;
+        c.park = q.park_parker.get();
+        c.ready = q.ready_parker.get();
+        c.slot = &slot;
+        c.parked = &board->parked;
+        c.quit = &g_quit;
+        c.wait_mask = &wait_mask;
+        run(c);
+    } catch (const std::exception& e) {
+        log::err(std::string("parker failed: ") + e.what());
+        status = 1;
+    }
+    board->parked.store(0);
+    ::_exit(status);
 }
 
 }  // namespace preforkd::parker

@@ -32,6 +32,7 @@ enum class Kind : std::uint8_t {
     partial_head = 2,   // worker -> parker: a request head begun, not finished
     tls_hello = 3,      // worker -> parker: a TLS connection before its handshake
     ready = 4,          // parker -> worker: `bytes` hold a complete head or hello
+    expired = 5,        // parker -> worker: the head missed its deadline (408)
 };
 
 struct Parcel {
@@ -48,8 +49,9 @@ struct Parcel {
     std::string remote;             // the client's address, as logs show it
     std::string bytes;              // read and not yet consumed
 
-    // When the parker gives up.  An idle connection (no bytes, or a TLS one
-    // before its hello is whole): since + idle timeout.  A head begun: the
+    // When the parker gives up.  An idle keep-alive connection, or a TLS one
+    // before its hello is whole: since + idle timeout.  A head (even one
+    // whose first byte is still to come on a new connection): the
     // connection loop's rule, since + head timeout, one more second per
     // min_rate bytes held, never beyond since + head timeout max.
     std::int64_t deadline_ms() const noexcept;
@@ -76,9 +78,9 @@ struct Received {
 };
 
 // Receives one parcel without blocking.  nullopt with errno EAGAIN when the
-// queue is empty (another worker won the race), or with errno EPROTO for a
-// message that is not a parcel with exactly one descriptor (any descriptor
-// that came with it is closed).
+// queue is empty (another worker won the race), EPIPE when no process holds
+// the sending end any more, or EPROTO for a message that is not a parcel
+// with exactly one descriptor (any descriptor that came with it is closed).
 std::optional<Received> receive_parcel(int sock);
 
 }  // namespace preforkd::handoff

@@ -6,9 +6,10 @@
 // connection until its request head (or TLS ClientHello) is complete, and
 // then passes it to whichever idle worker takes it from the ready queue.  It
 // never parses more than it takes to find the end of a head and never
-// answers a request; the one thing it writes is the 408 of a head that
-// missed its deadline.  An idle keep-alive connection that expires, or
-// whose client closes, is closed in silence.
+// writes to a client: a head that misses its deadline goes back to a worker
+// as "expired", which answers 408 and logs it as it always has.  An idle
+// keep-alive connection that expires, or whose client closes, is closed in
+// silence.
 #pragma once
 
 #include <atomic>
@@ -16,6 +17,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "preforkd/fd.hpp"
+#include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::parker {
@@ -34,9 +37,6 @@ Progress head_progress(std::string_view bytes, std::size_t max_head) noexcept;
 // a TLS port) is "complete": the worker's TLS front end answers it.
 Progress hello_progress(std::string_view bytes) noexcept;
 
-// The 408 a parked head gets when it misses its deadline.
-std::string_view timeout_response() noexcept;
-
 struct Context {
     int park = -1;     // parcels from workers (SOCK_SEQPACKET, non-blocking)
     int ready = -1;    // parcels to workers (SOCK_SEQPACKET, non-blocking)
@@ -46,8 +46,23 @@ struct Context {
     const sigset_t* wait_mask = nullptr;   // the mask while waiting (signals open)
 };
 
-// The parker's loop; returns when told to quit (idle connections closed,
-// those with a request begun handed back first).
+// The parker's loop; returns when told to quit.  Connections it still holds
+// are closed then: none of them has a request the parker could hand on.
 void run(const Context& c);
+
+// The two queues, made by the master before it forks anything, so that
+// workers and every parker (a respawned one too) share them: the park queue
+// (workers send, the parker receives) and the ready queue (the parker sends,
+// idle workers receive).  SOCK_SEQPACKET pairs: one message per parcel, and
+// a message with its descriptor reaches exactly one reader.
+struct Queues {
+    Fd park_worker, park_parker;
+    Fd ready_parker, ready_worker;
+};
+Queues make_queues();
+
+// The parker process, after fork(): signals, title, privilege drop, then the
+// loop in `slot`.  Never returns.
+[[noreturn]] void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity);
 
 }  // namespace preforkd::parker

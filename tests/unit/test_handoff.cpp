@@ -73,6 +73,9 @@ Test(handoff, idle_deadline_is_the_idle_timeout)
     p.kind = Kind::tls_hello;
     p.bytes = "\x16\x03\x01";
     cr_assert_eq(p.deadline_ms(), 6000, "a TLS hello waits on the handshake timeout");
+    p.kind = Kind::partial_head;
+    p.bytes.clear();
+    cr_assert_eq(p.deadline_ms(), 21000, "a new connection's silence runs on the head timeout");
 }
 
 Test(handoff, head_deadline_grows_with_the_rate_up_to_its_cap)
@@ -129,5 +132,16 @@ Test(handoff, a_message_without_a_descriptor_is_refused)
     cr_assert(!receive_parcel(pair[1]));
     cr_assert_eq(errno, EPROTO, "got %s", strerror(errno));
     close(pair[0]);
+    close(pair[1]);
+}
+
+Test(handoff, a_queue_whose_senders_are_gone_says_epipe)
+{
+    int pair[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    close(pair[0]);
+    errno = 0;
+    cr_assert(!receive_parcel(pair[1]));
+    cr_assert_eq(errno, EPIPE, "got %s", strerror(errno));
     close(pair[1]);
 }
