@@ -58,7 +58,7 @@ CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
 
-SRCS       := $(sort $(wildcard src/*.cpp src/config/*.cpp src/http/*.cpp))
+SRCS       := $(sort $(wildcard src/*.cpp src/config/*.cpp src/http/*.cpp src/tls/*.cpp))
 LIB_SRCS   := $(filter-out src/main.cpp,$(SRCS))
 OBJS       := $(SRCS:%.cpp=$(BUILD)/%.o)
 LIB_OBJS   := $(LIB_SRCS:%.cpp=$(BUILD)/%.o)

@@ -41,6 +41,7 @@ struct Conn {
     int requests = 0;
     std::int64_t keepalive_since_ms = 0;
     bool client_closes = false;   // the last request said Connection: close
+    bool parked = false;          // handed to the parker: no linger, no close
 };
 
 // The deadline for a request head, in the manner of Apache's
@@ -248,13 +249,15 @@ void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req
     log_request(c, req, line, status, sent ? r.body_bytes() : 0, started_us);
 }
 
-enum class Read { more, eof, timeout, quit, error };
+// idle: nothing to read now, and the caller asked to hear it rather than
+// wait (a connection it may park).
+enum class Read { more, eof, timeout, quit, error, idle };
 
 // Reads what is available into the buffer, waiting up to the phase's timeout.
 // An idle keep-alive connection is waited on first: the client has only just
 // been answered, so its next request is rarely there yet, and a recv() that
 // would fail with EAGAIN is a system call per request for nothing.
-Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline)
+Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline, bool may_park = false)
 {
     if (idle_keepalive) {
         switch (wait_for(c, POLLIN, deadline, true)) {
@@ -278,6 +281,8 @@ Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline)
             continue;
         if (errno != EAGAIN)
             return Read::error;
+        if (may_park)
+            return Read::idle;
         switch (wait_for(c, POLLIN, deadline, idle_keepalive)) {
         case Wait::ready: continue;
         case Wait::timeout: return Read::timeout;
@@ -363,8 +368,45 @@ bool body_before_answer(Conn& c, const http::Request& req, std::int64_t started_
     return false;
 }
 
-// Serves one request if a head can be read; false ends the connection.
-enum class Head { complete, closed };
+enum class Head { complete, closed, parked };
+
+// Idle workers short of min_spare: an idle keep-alive client should give its
+// worker back to the clients waiting in the accept queue.
+bool under_pressure(const Conn& c)
+{
+    const scoreboard::Board* board = c.env.board;
+    return board && board->idle_workers.load(std::memory_order_relaxed) <
+                        board->spare_target.load(std::memory_order_relaxed);
+}
+
+// Hands the connection to the parker: an idle keep-alive one with its
+// keep-alive clock, a begun head with the head's clock and bytes.
+bool park(Conn& c, handoff::Kind kind, std::int64_t since_ms)
+{
+    if (!c.settings.parking || !c.env.park)
+        return false;
+    handoff::Parcel p;
+    p.kind = kind;
+    p.requests = std::uint32_t(c.requests);
+    p.since_ms = since_ms;
+    p.idle_timeout_ms = c.settings.keepalive_timeout_ms;
+    p.head_timeout_ms = c.settings.header_timeout_ms;
+    p.head_timeout_max_ms = c.settings.header_timeout_max_ms;
+    p.min_rate = c.settings.header_min_rate;
+    p.max_head = std::uint32_t(c.settings.limits.max_header_size);
+    p.remote = c.remote;
+    p.bytes = c.buffer.substr(c.start);
+    c.parked = c.env.park(c.fd, p);
+    return c.parked;
+}
+
+// An idle keep-alive connection is parked when the pool is short of idle
+// workers, or when this worker is leaving (a reload, a graceful stop): the
+// client's next request then meets a worker that stays.
+bool park_idle(Conn& c, bool leaving)
+{
+    return (leaving || under_pressure(c)) && park(c, handoff::Kind::keepalive, c.keepalive_since_ms);
+}
 
 // Reads until `req` holds a complete head.  An idle keep-alive connection
 // that ends, times out or is asked to quit closes quietly; a started head
@@ -389,7 +431,24 @@ Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
         std::string line = http::first_line(c.buffer);
         if (!line.empty())
             scoreboard::set_text(c.env.slot->request, line);
-        Read r = read_more(c, keepalive_wait, clock.deadline_ms);
+        if (keepalive_wait && park_idle(c, quitting(c.env)))
+            return Head::parked;
+        // A head that is not all here after the first read waits in the
+        // parker, not in this worker: a slow client holds no process.
+        bool may_park = !keepalive_wait && c.settings.parking && c.env.park;
+        Read r = read_more(c, keepalive_wait, clock.deadline_ms, may_park);
+        if (r == Read::idle) {
+            if (park(c, handoff::Kind::partial_head, clock.start_ms))
+                return Head::parked;
+            r = read_more(c, false, clock.deadline_ms);
+        }
+        // Told to leave, or cut short by adaptive keep-alive because idle
+        // workers ran out while it waited: the parker keeps the connection
+        // for the rest of its keep-alive time.
+        bool cut_short = r == Read::timeout &&
+                         scoreboard::now_ms() < c.keepalive_since_ms + c.settings.keepalive_timeout_ms;
+        if (keepalive_wait && (r == Read::quit || cut_short) && park_idle(c, true))
+            return Head::parked;
         if (r != Read::more) {
             if (r == Read::timeout && !keepalive_wait)
                 fail(c, 408, started_us);
@@ -413,7 +472,7 @@ bool serve_one(Conn& c)
     std::int64_t started = now_us();
     http::Request req;
     if (read_head(c, req, started) != Head::complete)
-        return false;
+        return false;   // closed, or parked (c.parked)
     ++c.requests;
     scoreboard::set_text(c.env.slot->request, req.request_line);
     c.env.slot->requests.fetch_add(1, std::memory_order_relaxed);
@@ -475,17 +534,39 @@ void linger(Conn& c)
     }
 }
 
+Served run(Conn& c)
+{
+    while (serve_one(c)) {
+    }
+    if (!c.parked)
+        linger(c);
+    return {c.requests, c.parked};
+}
+
 }  // namespace
 
-int serve(int fd, const std::string& remote, const Settings& settings,
-          const http::Site& site, Env& env)
+Served serve(int fd, const std::string& remote, const Settings& settings,
+             const http::Site& site, Env& env)
 {
     Conn c{fd, remote, settings, site, env, {}, 0, 0};
     c.buffer.reserve(4096);
-    while (serve_one(c)) {
+    return run(c);
+}
+
+Served resume(int fd, const handoff::Parcel& parcel, const Settings& settings,
+              const http::Site& site, Env& env)
+{
+    Conn c{fd, parcel.remote, settings, site, env, parcel.bytes, 0, int(parcel.requests)};
+    if (parcel.kind == handoff::Kind::expired) {
+        // Its head missed the deadline while parked: the 408 it would have
+        // had here, logged the same way.
+        fail(c, 408, now_us());
+        linger(c);
+        return {0, false};
     }
-    linger(c);
-    return c.requests;
+    Served s = run(c);
+    s.requests -= int(parcel.requests);
+    return s;
 }
 
 }  // namespace preforkd::connection

@@ -89,6 +89,7 @@ connection::Settings settings_of(const config::Config& c)
         .header_min_rate = h.header_min_rate,
         .adaptive_keepalive = h.adaptive_keepalive,
         .send_timeout_ms = h.send_timeout * 1000,
+        .parking = h.parking,
     };
 }
 
@@ -165,16 +166,17 @@ int Master::run()
         handle_signals();
         kill_hung_workers();
         kill_overdue_workers();
-        if (phase_ != Phase::running && live_workers() == 0)
+        if (phase_ != Phase::running && live_workers() == 0 && parker_pid_ == 0)
             break;
         maintain_pool();
+        keep_parker();
         report_progress();
         wait_for_event();
     }
     close_listeners();
     if (!startup_error_.empty()) {
         signal_all(SIGKILL);
-        while (live_workers() > 0 && ::waitpid(-1, nullptr, 0) > 0)
+        while ((live_workers() > 0 || parker_pid_) && ::waitpid(-1, nullptr, 0) > 0)
             reap_workers();
         throw std::runtime_error(startup_error_);
     }
@@ -193,6 +195,10 @@ void Master::start()
     identity_ = privileges::resolve(config_);
     mime_ = http::load_mime_types(config_.http.mime_types);
     access_log_ = access_log::open(config_);
+    // Before the listeners: whether workers wait in epoll decides how the
+    // listeners are tuned.
+    if (config_.http.parking)
+        queues_ = parker::make_queues();
     open_listeners();
     pid_file_ = pidfile::PidFile(config_.pid_file);
     reload_status::remove(reload_status::path_for(config_.pid_file));   // a dead master's
@@ -201,6 +207,8 @@ void Master::start()
     log::notice("master process started (pid " + std::to_string(::getpid()) +
                 "), generation " + std::to_string(generation_));
     apply_cpu_scheduling();
+    if (queues_.park_parker)
+        spawn_parker();
     for (int i = 0; i < std::min(config_.workers.start, config_.workers.max); ++i)
         spawn_worker();
     next_tick_ms_ = scoreboard::now_ms() + 1000;
@@ -243,7 +251,10 @@ void Master::tune_listeners()
 {
     for (const listener::Listener& l : listeners_) {
         try {
-            listener::tune(l, config_.defer_accept, listeners_.size() == 1);
+            // Workers that also wait on the parker's ready queue wait in
+            // epoll, where a listener must not block.
+            bool blocking = listeners_.size() == 1 && !queues_.ready_worker;
+            listener::tune(l, config_.defer_accept, blocking);
         } catch (const std::exception& e) {
             log::warning(e.what());
         }
@@ -295,6 +306,8 @@ void Master::reap_workers()
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             return;
+        if (pid == parker_pid_)
+            on_parker_exit(status);
         for (std::size_t i = 0; i < workers_.size(); ++i)
             if (workers_[i].pid == pid) {
                 on_worker_exit(int(i), status);
@@ -361,6 +374,12 @@ void Master::back_off(int level, const std::string& why)
 
 void Master::spawn_worker()
 {
+    if (config_.http.parking && !queues_.park_parker) {
+        // Parking turned on by a reload: the queues first, and listeners
+        // that suit workers waiting in epoll; keep_parker() starts the parker.
+        queues_ = parker::make_queues();
+        tune_listeners();
+    }
     int slot = -1;
     for (std::size_t i = 0; i < workers_.size() && slot < 0; ++i)
         if (workers_[i].pid == 0)
@@ -398,13 +417,12 @@ void Master::spawn_worker()
 
 void Master::become_worker(int slot, Fd channel)
 {
-    // Descriptors only the master may hold: the pid file's lock must die
-    // with the master, and the verdict pipe's EOF must reach the launcher.
-    pid_file_.forget();
-    ready_pipe_.reset();
-    for (WorkerInfo& w : workers_)
-        w.channel.reset();
+    close_inherited_in_child();
+    queues_.park_parker.reset();
+    queues_.ready_parker.reset();
     worker::Context c;
+    c.park = config_.http.parking ? queues_.park_worker.get() : -1;
+    c.ready = queues_.ready_worker.get();
     for (const listener::Listener& l : listeners_)
         c.listeners.push_back(l.fd.get());
     c.board = board_;
@@ -425,6 +443,80 @@ void Master::become_worker(int slot, Fd channel)
     worker::run(c);
 }
 
+// Descriptors only the master may hold: the pid file's lock must die with
+// the master, the verdict pipe's EOF must reach the launcher, and a worker's
+// channel belongs to that worker alone.
+void Master::close_inherited_in_child()
+{
+    pid_file_.forget();
+    ready_pipe_.reset();
+    for (WorkerInfo& w : workers_)
+        w.channel.reset();
+}
+
+// ---- the parker ---------------------------------------------------------------
+
+// The parker belongs to no generation: reloads leave it and the connections
+// it holds alone.  It gets no listener and no log, only the two queues.
+void Master::spawn_parker()
+{
+    scoreboard::Slot& s = board_->parker;
+    s.state.store(State::starting);
+    s.note[0] = '\0';
+    scoreboard::progress(s);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        close_inherited_in_child();
+        for (listener::Listener& l : listeners_)
+            l.fd.reset();   // not close_listeners(): the socket files stay
+        access_log_.reset();
+        queues_.park_worker.reset();
+        queues_.ready_worker.reset();
+        parker::become(queues_, board_, identity_);
+    }
+    if (pid < 0) {
+        s.state.store(State::empty);
+        log::err(sys_message("fork", "parker", errno));
+        parker_due_ms_ = scoreboard::now_ms() + 1000;
+        return;
+    }
+    parker_pid_ = pid;
+    s.pid.store(pid);
+}
+
+// A parker that dies takes the connections it held with it (their clients
+// see a close, as with a crashed worker); workers keep theirs, and the park
+// queue keeps what was on its way.  It is replaced at once the first time,
+// then with the workers' back-off, so a parker that cannot start does not
+// fork in a loop.
+void Master::on_parker_exit(int status)
+{
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    bool expected = phase_ != Phase::running;
+    std::string text = "parker " + exit_text(parker_pid_, status).substr(7);
+    log::write(clean || expected ? LOG_INFO : LOG_ERR, text);
+    parker_pid_ = 0;
+    board_->parker.pid.store(0);
+    board_->parker.state.store(State::empty);
+    board_->parked.store(0);
+    if (expected)
+        return;
+    std::int64_t delay = std::min<std::int64_t>(kMaxBackoffMs, parker_failures_ ? 100 << std::min(parker_failures_, 9) : 0);
+    ++parker_failures_;
+    parker_due_ms_ = scoreboard::now_ms() + delay;
+}
+
+void Master::keep_parker()
+{
+    if (!queues_.park_parker || parker_pid_ || phase_ != Phase::running ||
+        scoreboard::now_ms() < parker_due_ms_)
+        return;
+    spawn_parker();
+    // Up and serving for a while: its next death is bad luck, not a loop.
+    if (parker_failures_ && scoreboard::now_ms() - parker_due_ms_ > kCrashWindowMs)
+        parker_failures_ = 0;
+}
+
 void Master::retire(int slot)
 {
     WorkerInfo& w = workers_[std::size_t(slot)];
@@ -443,6 +535,8 @@ void Master::retire_generation(std::uint32_t generation)
 
 void Master::signal_all(int number)
 {
+    if (parker_pid_)
+        ::kill(parker_pid_, number);
     for (WorkerInfo& w : workers_) {
         if (!w.pid)
             continue;
@@ -646,6 +740,8 @@ void Master::announce_status()
     std::string text = std::to_string(busy) + " busy, " + std::to_string(idle) +
                        " idle workers; " + std::to_string(served) +
                        " requests served by live workers";
+    if (parker_pid_)
+        text += "; " + std::to_string(board_->parked.load()) + " connections parked";
     if (text != last_status_)
         notify::status(text);
     last_status_ = text;
@@ -698,10 +794,15 @@ void Master::stop(Phase phase)
     phase_ = phase;
     notify::stopping();
     close_listeners();
+    board_->stopping.store(true);
     if (phase == Phase::stopping_fast) {
         stop_deadline_ms_ = scoreboard::now_ms() + kFastStopGraceMs;
         signal_all(SIGTERM);
     } else {
+        // The parker closes what it holds (idle connections, heads still
+        // coming); what it already handed on is served by the last workers.
+        if (parker_pid_)
+            ::kill(parker_pid_, SIGQUIT);
         retire_generation(generation_);
     }
 }

@@ -25,6 +25,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
@@ -119,12 +120,17 @@ void watch_master(pid_t master)
         g_quit = connection::kQuitGraceful;
 }
 
-Fd make_epoll(const std::vector<int>& listeners)
+// Every listener, and the parker's ready queue if there is one: a new
+// connection or a parked one that is ready wakes one idle worker.
+Fd make_epoll(const std::vector<int>& listeners, int ready)
 {
     Fd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep)
         throw sys_error("epoll_create1");
-    for (int fd : listeners) {
+    std::vector<int> all = listeners;
+    if (ready >= 0)
+        all.push_back(ready);
+    for (int fd : all) {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLEXCLUSIVE;
         ev.data.fd = fd;
@@ -184,6 +190,10 @@ public:
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
     void serve(int fd, const sockaddr_storage& peer);
+    bool resume_parked();
+    void sweep();
+    connection::Env make_env();
+    bool park(int fd, handoff::Parcel& parcel);
     void write_log(const access_log::Entry& e);
     void write_lines(const std::string& lines);
     void refresh_log_fd();
@@ -209,8 +219,8 @@ void Worker::start()
     // After the drop: changing credentials clears the parent-death signal.
     watch_master(master);
     g_not_listening = c_.channel;
-    if (c_.listeners.size() > 1)
-        epoll_ = make_epoll(c_.listeners);
+    if (c_.listeners.size() > 1 || c_.ready >= 0)
+        epoll_ = make_epoll(c_.listeners, c_.ready);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
 }
 
@@ -232,6 +242,10 @@ void Worker::loop()
         }
         if (listener < 0)
             continue;
+        if (listener == c_.ready) {
+            resume_parked();
+            continue;
+        }
         sockaddr_storage peer{};
         int fd = wait_and_accept(listener, peer);
         if (fd >= 0) {
@@ -245,6 +259,48 @@ void Worker::loop()
         // socket (told to quit).
     }
     scoreboard::set_state(slot_, scoreboard::State::draining);
+    if (g_quit < connection::kQuitNow)
+        sweep();
+}
+
+// Leaving gracefully from an epoll wait.  EPOLLEXCLUSIVE wakes one waiting
+// worker per event: if that was this one, told to quit at the same moment,
+// the connection (or parcel) that woke it waits on with no worker woken for
+// it.  So: leave the wait set first - from then on events wake the others -
+// then take whatever is still queued.  New connections are served here
+// (with Connection: close, as the worker is leaving); a parcel from the
+// ready queue goes back to the parker, which hands it on at once to a
+// worker that stays, unless the server is stopping for good.
+void Worker::sweep()
+{
+    if (!epoll_)
+        return;
+    epoll_.reset();
+    for (int listener : c_.listeners) {
+        // A reload may have made the listener blocking meanwhile: ask first.
+        pollfd p{listener, POLLIN, 0};
+        while (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+            sockaddr_storage peer{};
+            socklen_t len = sizeof peer;
+            int fd = ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len,
+                               SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            Fd conn(fd);
+            serve(conn.get(), peer);
+        }
+    }
+    bool stopping = c_.board->stopping.load();
+    while (c_.ready >= 0) {
+        auto got = handoff::receive_parcel(c_.ready);
+        if (!got)
+            break;
+        if (!stopping && got->parcel.kind == handoff::Kind::ready &&
+            handoff::send_parcel(c_.park, got->fd.get(), got->parcel))
+            continue;
+        connection::Env env = make_env();
+        connection::resume(got->fd.get(), got->parcel, c_.settings, c_.site, env);
+    }
 }
 
 // accept() with QUIT, TERM and ALRM let through: a blocking listener sleeps
@@ -253,6 +309,13 @@ void Worker::loop()
 // for with ppoll, which takes the signal mask atomically.
 int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
 {
+    if (epoll_) {
+        // Woken by epoll for a non-blocking listener: nothing to wait for,
+        // and QUIT must not swap the listener out under a pending wake-up.
+        socklen_t len = sizeof peer;
+        return ::accept4(listener, reinterpret_cast<sockaddr*>(&peer), &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+    }
     sigset_t serving;
     ::sigprocmask(SIG_SETMASK, &g_wait_mask, &serving);
     g_accept_fd = listener;
@@ -274,7 +337,7 @@ int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
     return fd;
 }
 
-void Worker::serve(int fd, const sockaddr_storage& peer)
+connection::Env Worker::make_env()
 {
     connection::Env env;
     env.slot = &slot_;
@@ -285,9 +348,46 @@ void Worker::serve(int fd, const sockaddr_storage& peer)
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
+    if (c_.park >= 0)
+        env.park = [this](int fd, handoff::Parcel& p) { return park(fd, p); };
+    return env;
+}
+
+void Worker::serve(int fd, const sockaddr_storage& peer)
+{
+    connection::Env env = make_env();
     connection::serve(fd, remote_name(peer), c_.settings, c_.site, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
+}
+
+// A connection the parker holds no longer: its head is complete.  Losing
+// the race for it to another worker (EAGAIN) is normal.
+bool Worker::resume_parked()
+{
+    auto got = handoff::receive_parcel(c_.ready);
+    if (!got && errno == EPIPE) {
+        // The master and the parker are gone (the master holds the sending
+        // end for any parker it will start): the queue stays readable at
+        // EOF, so stop waiting on it, or the loop would spin.
+        if (epoll_)
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.ready, nullptr);
+        c_.ready = -1;
+        g_quit = connection::kQuitGraceful;
+    }
+    if (!got)
+        return false;
+    connection::Env env = make_env();
+    connection::resume(got->fd.get(), got->parcel, c_.settings, c_.site, env);
+    scoreboard::set_state(slot_, scoreboard::State::idle);
+    return true;
+}
+
+// A full park queue (the parker is behind, or gone) keeps the connection
+// here, as if parking were off: nothing is lost, a worker is only held.
+bool Worker::park(int fd, handoff::Parcel& parcel)
+{
+    return handoff::send_parcel(c_.park, fd, parcel);
 }
 
 // Told to quit while busy: stop holding the listeners at once, so that once

@@ -60,6 +60,7 @@ struct Http {
     int header_timeout_max = 40;   // ...extended up to this while data flows
     int header_min_rate = 500;     // bytes/s that earn one more second (0 = none)
     bool adaptive_keepalive = true;  // shorten keep-alive as idle workers run out
+    bool parking = true;             // slow and idle connections wait in the parker
     int send_timeout = 60;
     int max_header_size = 8192;
     int max_headers = 100;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "preforkd/access_log.hpp"
+#include "preforkd/handoff.hpp"
 #include "preforkd/http/request.hpp"
 #include "preforkd/http/static_file.hpp"
 #include "preforkd/scoreboard.hpp"
@@ -28,6 +29,11 @@ struct Settings {
     int header_min_rate = 500;       // bytes/s earning one more second
     bool adaptive_keepalive = true;
     int send_timeout_ms = 60000;
+    // Hand connections that are not sending to the parker (parker.hpp): a
+    // head not complete after the first read, always; an idle keep-alive
+    // connection when idle workers are short of min_spare, or when the
+    // worker is told to quit.  Env::park must be set for it to happen.
+    bool parking = false;
 };
 
 inline constexpr sig_atomic_t kQuitGraceful = 1;
@@ -45,11 +51,26 @@ struct Env {
     std::function<void()> on_wait;
     // Called once, the first time a wait notices the quit request.
     std::function<void()> on_quit;
+    // Hands the connection to the parker with the parcel (kind, clock and
+    // bytes filled in here); true if it went, and the connection is then
+    // the parker's.  Unset: connections are never parked.
+    std::function<bool(int fd, handoff::Parcel& parcel)> park;
+};
+
+struct Served {
+    int requests = 0;      // requests answered here
+    bool parked = false;   // handed to the parker: the caller just closes its copy
 };
 
 // Serves `fd` (non-blocking, owned by the caller) until the client or a
-// limit ends the connection.  Returns the number of requests answered.
-int serve(int fd, const std::string& remote, const Settings& settings,
-          const http::Site& site, Env& env);
+// limit ends the connection, or until it is parked.
+Served serve(int fd, const std::string& remote, const Settings& settings,
+             const http::Site& site, Env& env);
+
+// Serves a connection the parker handed back: `parcel` holds the bytes read
+// so far (a complete head) and the requests already answered on it; an
+// expired one (its head missed the deadline) gets its 408 and is closed.
+Served resume(int fd, const handoff::Parcel& parcel, const Settings& settings,
+              const http::Site& site, Env& env);
 
 }  // namespace preforkd::connection

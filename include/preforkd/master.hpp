@@ -22,6 +22,7 @@
 #include "preforkd/fd.hpp"
 #include "preforkd/http/static_file.hpp"
 #include "preforkd/listener.hpp"
+#include "preforkd/parker.hpp"
 #include "preforkd/pidfile.hpp"
 #include "preforkd/pool.hpp"
 #include "preforkd/privileges.hpp"
@@ -84,11 +85,15 @@ private:
     void kill_hung_workers();
     void kill_overdue_workers();
     void maintain_pool();
+    void keep_parker();
     void report_progress();
     void wait_for_event();
 
     void on_worker_exit(int slot, int status);
+    void on_parker_exit(int status);
     void spawn_worker();
+    void spawn_parker();
+    void close_inherited_in_child();
     void note_crash();
     void back_off(int level, const std::string& why);
     [[noreturn]] void become_worker(int slot, Fd channel);
@@ -128,6 +133,10 @@ private:
     pidfile::PidFile pid_file_;
     scoreboard::Board* board_ = nullptr;
     std::vector<WorkerInfo> workers_;
+    parker::Queues queues_;                   // empty with http.parking off
+    pid_t parker_pid_ = 0;
+    std::int64_t parker_due_ms_ = 0;          // when a dead parker is replaced
+    int parker_failures_ = 0;                 // deaths in a row, for the back-off
     std::uint32_t generation_ = 1;
     bool retire_older_pending_ = false;       // waiting for a new-generation worker
     std::vector<std::uint32_t> draining_;     // old generations with live workers

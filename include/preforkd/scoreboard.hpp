@@ -46,6 +46,14 @@ struct Board {
     std::atomic<int> idle_workers;
     std::atomic<int> spare_target;           // min_spare in force
     Slot slots[config::kMaxWorkers];
+    // The parker (parker.hpp) belongs to no generation and has a slot of
+    // its own; it publishes how many connections it holds.
+    Slot parker;
+    std::atomic<int> parked;
+    // Set by the master when it stops for good: workers then serve what the
+    // ready queue still holds before they exit, instead of leaving it to the
+    // next generation.
+    std::atomic<bool> stopping;
 };
 
 // Maps a zeroed board shared with every future child.  Throws on failure.

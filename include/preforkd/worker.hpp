@@ -28,6 +28,8 @@ struct Context {
     std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
     int log_flush_seconds = 1;           // longest a buffered line waits
     int channel = -1;                    // unix datagram socket to the master
+    int park = -1;                       // to the parker (-1: parking off)
+    int ready = -1;                      // from the parker: connections ready to serve
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
     connection::Settings settings;

@@ -135,6 +135,8 @@ constexpr Key kKeys[] = {
      .field = IN_CONFIG(http.header_min_rate), .doc = "bytes/s earning one more second"},
     {.group = "http", .name = "adaptive_keepalive", .kind = Kind::boolean,
      .field = IN_CONFIG(http.adaptive_keepalive), .doc = "shorten keep-alive when busy"},
+    {.group = "http", .name = "parking", .kind = Kind::boolean,
+     .field = IN_CONFIG(http.parking), .doc = "slow and idle clients wait in the parker"},
     {.group = "http", .name = "send_timeout", .kind = Kind::integer, .lo = 1, .hi = 3600,
      .field = IN_CONFIG(http.send_timeout), .doc = "seconds a client may stall reading"},
     {.group = "http", .name = "max_header_size", .kind = Kind::integer, .lo = 1024, .hi = 1048576,

@@ -434,10 +434,19 @@ std::vector<pid_t> children_of(pid_t parent) {
         if (ppid != parent) continue;
         // A transient fork of the master (before it renames itself or execs)
         // is not a worker.
-        if (cmdline_of(pid).rfind("preforkd: master", 0) == 0) continue;
+        std::string title = cmdline_of(pid);
+        if (title.rfind("preforkd: master", 0) == 0) continue;
+        // Nor is the parker, which holds connections and serves none.
+        if (title.rfind("preforkd: parker", 0) == 0) continue;
         kids.push_back(pid);
     }
     return kids;
+}
+
+pid_t parker_of(pid_t master) {
+    for (const auto& [pid, ppid] : process_table())
+        if (ppid == master && cmdline_of(pid).rfind("preforkd: parker", 0) == 0) return pid;
+    return -1;
 }
 
 std::string cmdline_of(pid_t pid) {
@@ -726,7 +735,7 @@ std::string config_text(const Options& o) {
       << "; watchdog_timeout = " << o.watchdog_timeout << "; max_requests = " << o.max_requests
       << "; " << o.workers_extra << " };\n";
     c << "http = { root = \"" << o.root << "\"; index = [ \"index.html\" ]; keepalive_timeout = "
-      << o.keepalive_timeout << "; };\n";
+      << o.keepalive_timeout << "; " << o.http_extra << " };\n";
     c << "log = { level = \"" << o.level << "\"; access_log = \"" << o.access_log
       << "\"; access_format = \"combined\"; " << o.log_extra << " };\n";
     c << o.extra;

@@ -97,8 +97,11 @@ int wait_exit(pid_t pid, Duration timeout);
 bool is_gone(pid_t pid);
 
 // Non-zombie children of `parent` per /proc/*/stat, excluding transient
-// copies of the master (cmdline "preforkd: master ...").
+// copies of the master (cmdline "preforkd: master ...") and the parker:
+// for a master, its workers.
 std::vector<pid_t> children_of(pid_t parent);
+// The master's parker process ("preforkd: parker"), -1 if none.
+pid_t parker_of(pid_t master);
 
 // /proc/PID/cmdline with NULs turned into spaces, trailing space removed.
 std::string cmdline_of(pid_t pid);
@@ -166,6 +169,7 @@ struct Options {
     std::string extra{};                     // appended verbatim (user = ...;)
     std::string log_extra{};                 // inside log = { ... } (access_flush = 1;)
     std::string workers_extra{};             // inside workers = { ... }
+    std::string http_extra{};                // inside http = { ... } (parking = false;)
 };
 
 std::string config_text(const Options& o);

@@ -21,7 +21,9 @@ Daemon one_worker(int defer_seconds)
 {
     Options o{.start = 1, .min_spare = 0, .max_spare = 1, .max = 1,
               .extra = format("defer_accept = %d;\n", defer_seconds)};
-    return prepared("header_timeout = 2;", o);
+    // Parking off: these tests are about what reaches a worker that waits
+    // on its client itself (test_parking.cpp has the parked case).
+    return prepared("header_timeout = 2; parking = false;", o);
 }
 
 // Starts `d`, opens a connection that says nothing, then makes a request on

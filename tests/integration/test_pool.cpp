@@ -48,7 +48,9 @@ Test(pool, process_titles, .timeout = 30) {
 // every new worker busy, so the rate must reach 16 in one second: the log
 // line names each doubled step.
 Test(pool, busy_pool_spawns_at_a_doubling_rate, .timeout = 90) {
-    Options o{.start = 4, .min_spare = 2, .max_spare = 4, .max = 64};
+    // Parking off: slow clients must hold their workers here (with parking
+    // on they do not, which test_parking.cpp shows).
+    Options o{.start = 4, .min_spare = 2, .max_spare = 4, .max = 64, .http_extra = "parking = false;"};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(4), "want 4 workers at start, have %s", join(d.workers()).c_str());
@@ -70,7 +72,7 @@ Test(pool, busy_pool_spawns_at_a_doubling_rate, .timeout = 90) {
 }
 
 Test(pool, grows_to_max_under_slow_clients_then_shrinks, .timeout = 60) {
-    Options o{.start = 2, .min_spare = 1, .max_spare = 3, .max = 6};
+    Options o{.start = 2, .min_spare = 1, .max_spare = 3, .max = 6, .http_extra = "parking = false;"};
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(2), "want 2 workers at start, have %s", join(d.workers()).c_str());

@@ -1,0 +1,86 @@
+// handoff.hpp - a connection passed between processes, with what was read.
+//
+// A worker that would otherwise wait on a client that is not sending (an
+// idle keep-alive connection, a request head still incomplete after the
+// first read, a TLS connection before its ClientHello is whole) hands the
+// descriptor to the parker, with the bytes it already read and the clock the
+// connection runs on.  The parker hands it back through the ready queue once
+// a complete head (or ClientHello) has arrived.  Both directions carry one
+// Parcel per SOCK_SEQPACKET message, the descriptor beside it as SCM_RIGHTS.
+//
+// The deadlines travel in the parcel as absolute CLOCK_MONOTONIC times and
+// rules (base timeout, cap, minimum rate), so the parker needs no
+// configuration and belongs to no generation: a reload changes what new
+// parcels say, never what the parker is.
+//
+// encode() and decode() are the whole wire format, bytes in and a struct out,
+// so the protocol is tested without sockets; send_parcel() and
+// receive_parcel() only add the descriptor.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "preforkd/fd.hpp"
+
+namespace preforkd::handoff {
+
+enum class Kind : std::uint8_t {
+    keepalive = 1,      // worker -> parker: idle between requests
+    partial_head = 2,   // worker -> parker: a request head begun, not finished
+    tls_hello = 3,      // worker -> parker: a TLS connection before its handshake
+    ready = 4,          // parker -> worker: `bytes` hold a complete head or hello
+    expired = 5,        // parker -> worker: the head missed its deadline (408)
+};
+
+struct Parcel {
+    Kind kind = Kind::keepalive;
+    bool tls = false;               // the listener speaks TLS (ready: hand to TLS)
+    std::uint32_t listener = 0;     // index of the listener that accepted it
+    std::uint32_t requests = 0;     // requests already answered on it
+    std::int64_t since_ms = 0;      // when the current wait began (a head: its first byte)
+    std::int32_t idle_timeout_ms = 0;      // keep-alive, or the TLS handshake
+    std::int32_t head_timeout_ms = 0;      // a head's base deadline ...
+    std::int32_t head_timeout_max_ms = 0;  // ... the most its minimum rate extends it to
+    std::int32_t min_rate = 0;      // bytes/s that earn one more second (0: none)
+    std::uint32_t max_head = 0;     // hand back once this many bytes are held
+    std::string remote;             // the client's address, as logs show it
+    std::string bytes;              // read and not yet consumed
+
+    // When the parker gives up.  An idle keep-alive connection, or a TLS one
+    // before its hello is whole: since + idle timeout.  A head (even one
+    // whose first byte is still to come on a new connection): the
+    // connection loop's rule, since + head timeout, one more second per
+    // min_rate bytes held, never beyond since + head timeout max.
+    std::int64_t deadline_ms() const noexcept;
+    bool operator==(const Parcel&) const = default;
+};
+
+// The largest parcel: a head of up to 64 KiB plus the fixed part and the
+// address.  A SOCK_SEQPACKET message must fit the socket buffer whole.
+inline constexpr std::size_t kMaxParcel = 65536 + 512;
+
+std::string encode(const Parcel& p);
+
+// nullopt unless `wire` is exactly one well-formed parcel.
+std::optional<Parcel> decode(std::string_view wire);
+
+// Sends `p` with `fd` beside it on a SOCK_SEQPACKET socket, without blocking.
+// False (errno set; EAGAIN when the queue is full) if nothing was sent; the
+// caller still owns `fd` either way.
+bool send_parcel(int sock, int fd, const Parcel& p);
+
+struct Received {
+    Fd fd;
+    Parcel parcel;
+};
+
+// Receives one parcel without blocking.  nullopt with errno EAGAIN when the
+// queue is empty (another worker won the race), EPIPE when no process holds
+// the sending end any more, or EPROTO for a message that is not a parcel
+// with exactly one descriptor (any descriptor that came with it is closed).
+std::optional<Received> receive_parcel(int sock);
+
+}  // namespace preforkd::handoff

@@ -1,0 +1,172 @@
+// handoff.cpp - the parcel wire format and its descriptor passing.
+//
+// The format is fixed-width fields in host byte order (both ends are this
+// program on this machine), a magic word that also carries the version, then
+// the address and the bytes, their lengths given up front.  decode() checks
+// every length against what arrived, so a short or padded message is
+// refused rather than read past.
+#include "preforkd/handoff.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+namespace preforkd::handoff {
+namespace {
+
+constexpr std::uint32_t kMagic = 0x31764b50;   // "PKv1"
+
+struct Fixed {
+    std::uint32_t magic;
+    std::uint8_t kind;
+    std::uint8_t tls;
+    std::uint16_t remote_size;
+    std::uint32_t listener;
+    std::uint32_t requests;
+    std::int64_t since_ms;
+    std::int32_t idle_timeout_ms;
+    std::int32_t head_timeout_ms;
+    std::int32_t head_timeout_max_ms;
+    std::int32_t min_rate;
+    std::uint32_t max_head;
+    std::uint32_t bytes_size;
+};
+
+bool valid_kind(std::uint8_t k)
+{
+    return k >= std::uint8_t(Kind::keepalive) && k <= std::uint8_t(Kind::expired);
+}
+
+}  // namespace
+
+std::int64_t Parcel::deadline_ms() const noexcept
+{
+    if (kind == Kind::tls_hello || (kind == Kind::keepalive && bytes.empty()))
+        return since_ms + idle_timeout_ms;
+    std::int64_t deadline = since_ms + head_timeout_ms;
+    if (min_rate > 0) {
+        std::int64_t earned = std::int64_t(bytes.size()) * 1000 / min_rate;
+        std::int64_t cap = since_ms + std::max(head_timeout_max_ms, head_timeout_ms);
+        deadline = std::min(cap, deadline + earned);
+    }
+    return deadline;
+}
+
+std::string encode(const Parcel& p)
+{
+    Fixed f{};
+    f.magic = kMagic;
+    f.kind = std::uint8_t(p.kind);
+    f.tls = p.tls ? 1 : 0;
+    f.remote_size = std::uint16_t(std::min<std::size_t>(p.remote.size(), 255));
+    f.listener = p.listener;
+    f.requests = p.requests;
+    f.since_ms = p.since_ms;
+    f.idle_timeout_ms = p.idle_timeout_ms;
+    f.head_timeout_ms = p.head_timeout_ms;
+    f.head_timeout_max_ms = p.head_timeout_max_ms;
+    f.min_rate = p.min_rate;
+    f.max_head = p.max_head;
+    f.bytes_size = std::uint32_t(p.bytes.size());
+    std::string wire(reinterpret_cast<const char*>(&f), sizeof f);
+    wire.append(p.remote, 0, f.remote_size);
+    wire += p.bytes;
+    return wire;
+}
+
+std::optional<Parcel> decode(std::string_view wire)
+{
+    Fixed f;
+    if (wire.size() < sizeof f)
+        return std::nullopt;
+    std::memcpy(&f, wire.data(), sizeof f);
+    if (f.magic != kMagic || !valid_kind(f.kind) || f.tls > 1 ||
+        wire.size() != sizeof f + f.remote_size + std::size_t(f.bytes_size))
+        return std::nullopt;
+    Parcel p;
+    p.kind = Kind(f.kind);
+    p.tls = f.tls == 1;
+    p.listener = f.listener;
+    p.requests = f.requests;
+    p.since_ms = f.since_ms;
+    p.idle_timeout_ms = f.idle_timeout_ms;
+    p.head_timeout_ms = f.head_timeout_ms;
+    p.head_timeout_max_ms = f.head_timeout_max_ms;
+    p.min_rate = f.min_rate;
+    p.max_head = f.max_head;
+    p.remote = wire.substr(sizeof f, f.remote_size);
+    p.bytes = wire.substr(sizeof f + f.remote_size);
+    return p;
+}
+
+bool send_parcel(int sock, int fd, const Parcel& p)
+{
+    std::string wire = encode(p);
+    iovec iov{wire.data(), wire.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    for (;;) {
+        ssize_t n = ::sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == ssize_t(wire.size()))
+            return true;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n >= 0)
+            errno = EMSGSIZE;
+        return false;
+    }
+}
+
+std::optional<Received> receive_parcel(int sock)
+{
+    std::vector<char> buf(kMaxParcel);
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do
+        n = ::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return std::nullopt;
+    if (n == 0) {
+        errno = EPIPE;   // every sender is gone
+        return std::nullopt;
+    }
+    // Every descriptor that came is owned here first, so none can leak.
+    std::vector<Fd> fds;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (std::size_t i = 0; i < count; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+            fds.emplace_back(fd);
+        }
+    }
+    auto parcel = decode(std::string_view(buf.data(), std::size_t(n)));
+    if (!parcel || fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        errno = EPROTO;
+        return std::nullopt;
+    }
+    return Received{std::move(fds[0]), std::move(*parcel)};
+}
+
+}  // namespace preforkd::handoff

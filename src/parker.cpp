@@ -1,0 +1,393 @@
+// parker.cpp - holding connections that are not sending, in one epoll loop.
+//
+// Each held connection is a Parcel plus its descriptor.  Deadlines sit in an
+// ordered set, so the next one to expire is the first element and a loop
+// pass costs O(log n) per connection that moved, whatever the number held.
+// A connection becomes ready when head_progress() (or hello_progress() for
+// TLS) says so; it is then sent to the ready queue, where exactly one idle
+// worker takes it.  If the queue is full (every worker busy), ready
+// connections wait in order in `backlog_` and the loop watches the queue for
+// room, so a burst never drops a connection that did nothing wrong.
+//
+// Rejected: a thread per connection (the point is not to hold a stack per
+// idle client), and timers per connection (timerfd costs a descriptor each;
+// one ordered set and the epoll timeout do the same).
+#include "preforkd/parker.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <deque>
+#include <string>
+#include <set>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <unordered_map>
+#include <tuple>
+#include <utility>
+
+#include "preforkd/handoff.hpp"
+#include "preforkd/log.hpp"
+#include "preforkd/proctitle.hpp"
+#include "preforkd/signals.hpp"
+
+namespace preforkd::parker {
+namespace {
+
+using handoff::Kind;
+using handoff::Parcel;
+
+// A ClientHello is one handshake message; a record holds at most 16 KiB of
+// it, and no hello worth answering needs more than 64 KiB in all.
+constexpr std::size_t kMaxHello = 65536;
+constexpr std::size_t kRecordHeader = 5;
+constexpr unsigned char kHandshake = 0x16;
+
+struct Held {
+    Fd fd;
+    Parcel parcel;
+    std::int64_t deadline = 0;
+};
+
+class Loop {
+public:
+    explicit Loop(const Context& c) : c_(c) {}
+    void run();
+
+private:
+    void take_parcels();
+    void on_readable(int fd);
+    void expire(std::int64_t now);
+    void hand_back(int fd, Kind why);
+    void flush_backlog();
+    void drop(int fd);
+    void watch_ready_queue(bool want);
+    void publish();
+    int timeout_ms(std::int64_t now) const;
+    Progress progress(const Parcel& p) const;
+
+    const Context& c_;
+    Fd epoll_;
+    std::unordered_map<int, Held> held_;
+    std::set<std::pair<std::int64_t, int>> deadlines_;
+    std::deque<Held> backlog_;
+    bool watching_ready_ = false;
+};
+
+void add(int ep, int fd, std::uint32_t events)
+{
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        throw sys_error("epoll_ctl", std::to_string(fd));
+}
+
+void Loop::run()
+{
+    epoll_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+    if (!epoll_)
+        throw sys_error("epoll_create1");
+    add(epoll_.get(), c_.park, EPOLLIN);
+    epoll_event events[64];
+    while (!(c_.quit && *c_.quit)) {
+        if (c_.slot)
+            scoreboard::progress(*c_.slot);
+        std::int64_t now = scoreboard::now_ms();
+        expire(now);
+        int n = ::epoll_pwait(epoll_.get(), events, 64, timeout_ms(now), c_.wait_mask);
+        if (n < 0 && errno != EINTR)
+            throw sys_error("epoll_pwait");
+        for (int i = 0; i < n; ++i) {
+            int fd = events[i].data.fd;
+            if (fd == c_.park)
+                take_parcels();
+            else if (fd == c_.ready)
+                flush_backlog();
+            else
+                on_readable(fd);
+        }
+        publish();
+    }
+}
+
+// Until the next deadline, and at least once a second for the heartbeat.
+int Loop::timeout_ms(std::int64_t now) const
+{
+    std::int64_t t = 1000;
+    if (!deadlines_.empty())
+        t = std::min(t, std::max<std::int64_t>(0, deadlines_.begin()->first - now));
+    return int(t);
+}
+
+void Loop::take_parcels()
+{
+    while (auto r = handoff::receive_parcel(c_.park)) {
+        int fd = r->fd.get();
+        Held h{std::move(r->fd), std::move(r->parcel)};
+        h.deadline = h.parcel.deadline_ms();
+        if (progress(h.parcel) == Progress::complete) {
+            // Nothing to wait for: the worker sent it whole (it should not).
+            h.parcel.kind = Kind::ready;
+            backlog_.push_back(std::move(h));
+            flush_backlog();
+            continue;
+        }
+        try {
+            add(epoll_.get(), fd, EPOLLIN | EPOLLRDHUP);
+        } catch (const std::system_error&) {
+            continue;   // the descriptor closes with `h`; the client retries
+        }
+        deadlines_.emplace(h.deadline, fd);
+        held_.emplace(fd, std::move(h));
+    }
+}
+
+Progress Loop::progress(const Parcel& p) const
+{
+    if (p.kind == Kind::tls_hello)
+        return hello_progress(p.bytes);
+    if (p.bytes.empty())
+        return Progress::waiting;
+    return head_progress(p.bytes, p.max_head);
+}
+
+void Loop::on_readable(int fd)
+{
+    auto it = held_.find(fd);
+    if (it == held_.end())
+        return;
+    Held& h = it->second;
+    Parcel& p = h.parcel;
+    char buf[16384];
+    std::size_t room = p.kind == Kind::tls_hello ? kMaxHello : std::max<std::size_t>(p.max_head, 1);
+    std::size_t want = std::min(sizeof buf, room > p.bytes.size() ? room - p.bytes.size() : 1);
+    ssize_t n = ::recv(fd, buf, want, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0)
+        return drop(fd);   // the client left, or reset: nothing to answer
+    if (p.kind == Kind::keepalive && p.bytes.empty()) {
+        // The next request has begun: from here the head's clock runs.
+        p.kind = Kind::partial_head;
+        p.since_ms = scoreboard::now_ms();
+    }
+    p.bytes.append(buf, std::size_t(n));
+    if (progress(p) == Progress::complete)
+        return hand_back(fd, Kind::ready);
+    deadlines_.erase({h.deadline, fd});
+    h.deadline = p.deadline_ms();
+    deadlines_.emplace(h.deadline, fd);
+}
+
+void Loop::expire(std::int64_t now)
+{
+    while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+        int fd = deadlines_.begin()->second;
+        // A head begun, or a new connection that never sent one, goes back
+        // to a worker for its 408, which the worker sends and logs as it
+        // would have; an idle keep-alive connection is closed in silence.
+        if (held_.at(fd).parcel.kind == Kind::partial_head)
+            hand_back(fd, Kind::expired);
+        else
+            drop(fd);
+    }
+}
+
+void Loop::hand_back(int fd, Kind why)
+{
+    auto it = held_.find(fd);
+    Held h = std::move(it->second);
+    h.parcel.kind = why;
+    held_.erase(it);
+    deadlines_.erase({h.deadline, fd});
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    backlog_.push_back(std::move(h));
+    flush_backlog();
+}
+
+void Loop::flush_backlog()
+{
+    while (!backlog_.empty()) {
+        Held& h = backlog_.front();
+        if (!handoff::send_parcel(c_.ready, h.fd.get(), h.parcel)) {
+            if (errno == EAGAIN)
+                break;   // every worker busy: wait for room
+            backlog_.pop_front();   // a broken queue: the client retries
+            continue;
+        }
+        backlog_.pop_front();   // the worker holds its own copy now
+    }
+    watch_ready_queue(!backlog_.empty());
+}
+
+void Loop::watch_ready_queue(bool want)
+{
+    if (want == watching_ready_)
+        return;
+    epoll_event ev{};
+    ev.events = EPOLLOUT;
+    ev.data.fd = c_.ready;
+    ::epoll_ctl(epoll_.get(), want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, c_.ready, &ev);
+    watching_ready_ = want;
+}
+
+void Loop::drop(int fd)
+{
+    auto it = held_.find(fd);
+    if (it == held_.end())
+        return;
+    deadlines_.erase({it->second.deadline, fd});
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    held_.erase(it);   // closes the descriptor
+}
+
+void Loop::publish()
+{
+    if (c_.parked)
+        c_.parked->store(int(held_.size() + backlog_.size()), std::memory_order_relaxed);
+}
+
+// Big-endian integer of `n` bytes at `p`.
+std::size_t be(const unsigned char* p, int n) noexcept
+{
+    std::size_t v = 0;
+    for (int i = 0; i < n; ++i)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+}  // namespace
+
+Progress head_progress(std::string_view b, std::size_t max_head) noexcept
+{
+    std::size_t start = 0;
+    while (start < b.size() && (b[start] == '\r' || b[start] == '\n'))
+        ++start;
+    std::string_view head = b.substr(start);
+    // "\n\r\n" ends every proper head; "\n\n" one with bare LFs, which the
+    // worker's parser refuses.
+    bool ended = head.find("\n\r\n") != std::string_view::npos ||
+                 head.find("\n\n") != std::string_view::npos;
+    return ended || b.size() >= max_head ? Progress::complete : Progress::waiting;
+}
+
+Progress hello_progress(std::string_view b) noexcept
+{
+    auto u = reinterpret_cast<const unsigned char*>(b.data());
+    if (b.empty())
+        return Progress::waiting;
+    if (u[0] != kHandshake)
+        return Progress::complete;   // not TLS: the worker says so to the client
+    std::size_t payload = 0;         // handshake bytes gathered from records
+    std::size_t need = 0;            // 4 + the hello's length, once known
+    std::size_t pos = 0;
+    while (pos + kRecordHeader <= b.size()) {
+        if (u[pos] != kHandshake)
+            return Progress::complete;   // an alert or junk mid-hello: let TLS fail it
+        std::size_t len = be(u + pos + 3, 2);
+        std::size_t avail = std::min(len, b.size() - pos - kRecordHeader);
+        const unsigned char* body = u + pos + kRecordHeader;
+        // The handshake header (type, 24-bit length) opens the first record.
+        if (payload == 0 && avail >= 4)
+            need = 4 + be(body + 1, 3);
+        payload += avail;
+        if (need && payload >= need)
+            return Progress::complete;
+        if (avail < len)
+            return Progress::waiting;
+        pos += kRecordHeader + len;
+    }
+    return b.size() >= kMaxHello ? Progress::complete : Progress::waiting;
+}
+
+void run(const Context& c)
+{
+    Loop(c).run();
+}
+
+namespace {
+
+volatile sig_atomic_t g_quit = 0;
+
+extern "C" void parker_on_quit(int)
+{
+    g_quit = 1;
+}
+
+// A queue holds parcels while every worker is busy: room for a few hundred
+// heads, not the default's few dozen.
+void enlarge(int fd)
+{
+    int size = 4 << 20;
+    if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+}
+
+std::pair<Fd, Fd> seqpacket_pair()
+{
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        throw sys_error("socketpair", "parker queue");
+    enlarge(sv[0]);
+    enlarge(sv[1]);
+    return {Fd(sv[0]), Fd(sv[1])};
+}
+
+}  // namespace
+
+Queues make_queues()
+{
+    Queues q;
+    std::tie(q.park_worker, q.park_parker) = seqpacket_pair();
+    std::tie(q.ready_parker, q.ready_worker) = seqpacket_pair();
+    return q;
+}
+
+void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity)
+{
+    pid_t master = ::getppid();
+    signals::reset_for_child();
+    struct sigaction sa{};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = parker_on_quit;
+    sigaction(SIGQUIT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = SIG_IGN;
+    for (int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGALRM})
+        sigaction(sig, &sa, nullptr);
+    sigset_t block, wait_mask;
+    sigemptyset(&block);
+    sigaddset(&block, SIGQUIT);
+    sigaddset(&block, SIGTERM);
+    sigprocmask(SIG_BLOCK, &block, &wait_mask);
+    sigdelset(&wait_mask, SIGQUIT);
+    sigdelset(&wait_mask, SIGTERM);
+    proctitle::set("preforkd: parker");
+    scoreboard::Slot& slot = board->parker;
+    slot.pid.store(::getpid());
+    int status = 0;
+    try {
+        privileges::drop(identity);
+        ::prctl(PR_SET_PDEATHSIG, SIGQUIT);   // after the drop, which clears it
+        if (::getppid() != master)
+            g_quit = 1;
+        scoreboard::set_state(slot, scoreboard::State::idle);
+        Context c;
+        c.park = q.park_parker.get();
+        c.ready = q.ready_parker.get();
+        c.slot = &slot;
+        c.parked = &board->parked;
+        c.quit = &g_quit;
+        c.wait_mask = &wait_mask;
+        run(c);
+    } catch (const std::exception& e) {
+        log::err(std::string("parker failed: ") + e.what());
+        status = 1;
+    }
+    board->parked.store(0);
+    ::_exit(status);
+}
+
+}  // namespace preforkd::parker
