@@ -331,7 +331,8 @@ Body discard_body(Conn& c, const http::Request& req)
         case Read::eof: return Body::incomplete;
         case Read::timeout: return Body::timeout;
         case Read::quit:
-        case Read::error: return Body::gone;
+        case Read::error:
+        case Read::idle: return Body::gone;   // idle: not asked for here
         }
     }
 }
