@@ -190,7 +190,7 @@ FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -std=c++20 -g -O1 -Wall -Wextra -Werror -Iinclude \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SRCS    := tests/fuzz/fuzz_request.cpp src/http/request.cpp src/http/body.cpp
+FUZZ_SRCS    := tests/fuzz/fuzz_request.cpp src/http/request.cpp src/http/host.cpp src/http/body.cpp
 FUZZ_BIN     := $(BUILD)/fuzz/fuzz_request
 
 .PHONY: fuzz fuzz-corpus-check
