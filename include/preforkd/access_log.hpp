@@ -1,4 +1,5 @@
-// access_log.hpp - one line per request, Common or Combined Log Format.
+// access_log.hpp - one line per request: Common, Combined, Combined with
+// timing, or one JSON object.
 //
 // The master opens the file (O_APPEND, before privileges drop) and workers
 // inherit it; a worker writes whole lines, one or many per write(2), so
@@ -22,6 +23,15 @@ enum class Mode { off, file, syslog };
 
 Mode mode_of(const config::Config& config);
 
+// The line formats.  combined is exactly the standard Combined Log Format
+// (strict parsers break on extra fields); combined_timing adds the request's
+// duration in microseconds; json is one object per line with host, site,
+// status, bytes, duration and a request id as well.
+enum class Format { common, combined, combined_timing, json };
+
+// The format a configuration value names.
+Format format_of(config::AccessFormat format) noexcept;
+
 // Opens the file for `config` (mode file), or an empty Fd otherwise.
 // Throws std::system_error naming open and the path.
 Fd open(const config::Config& config);
@@ -35,12 +45,20 @@ struct Entry {
     std::string_view user_agent;
     time_t when = 0;
     std::int64_t micros = 0;        // time taken
+    std::string_view host;          // Host as sent ("" when none); json only
+    std::string_view site;          // the site that answered; json only
+    std::uint64_t request_id = 0;   // unique per request in the pool; json only
+    int sink = 0;                   // the site's log (http::VirtualSite::log); 0: the main log
 };
 
+// `text` with quotes, backslashes and control bytes escaped as on a CLF
+// line: safe to put into any log line.
+std::string escaped(std::string_view text);
+
 // The line, newline included.
-std::string format(const Entry& entry, config::AccessFormat format);
+std::string format(const Entry& entry, Format format);
 // The same line, appended to `out` (a worker's buffer of pending lines).
-void append(std::string& out, const Entry& entry, config::AccessFormat format);
+void append(std::string& out, const Entry& entry, Format format);
 
 // Sends `fd` over the unix datagram socket `channel` (SCM_RIGHTS).
 bool send_fd(int channel, int fd);
