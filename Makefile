@@ -17,7 +17,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 CXX        ?= g++
 PKGS       := libconfig++
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-types \
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev libcrypt-dev curl media-types \
               clang mandoc
 
 BUILD      ?= build
@@ -37,11 +37,14 @@ PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 HAVE_DEPS  := pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null \
-              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ] \
+              && [ -r /usr/include/crypt.h ]
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# crypt_r(3) for Basic authentication (bcrypt, SHA-crypt, yescrypt).
+SYS_LIBS   := -lcrypt
 
 SRCS       := $(sort $(wildcard src/*.cpp src/http/*.cpp))
 LIB_SRCS   := $(filter-out src/main.cpp,$(SRCS))
@@ -75,17 +78,17 @@ $(BUILD)/preforkd run check check-unit check-integration check-sanitize install:
 	@$(MAKE) --no-print-directory $@
 else
 $(BUILD)/preforkd: $(OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(PF_FLAGS) $(CPPFLAGS) $(CXXFLAGS) $(CONFIG_CFLAGS) -c -o $@ $<
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 run: all
 	$(BUILD)/preforkd -f -c etc/dev.conf
@@ -243,7 +246,7 @@ stress-scenarios: deps
 	@$(MAKE) --no-print-directory $@
 else
 $(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 stress-scenarios: $(BUILD)/preforkd $(BUILD)/stress-tests
 	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \

@@ -408,7 +408,7 @@ void Master::become_worker(int slot, Fd channel)
     c.max_requests = config_.workers.max_requests;
     c.identity = identity_;
     c.settings = settings_of(config_);
-    c.site = make_site(config_, mime_);
+    c.sites = http::SiteTable(make_site(config_, mime_));
     worker::run(c);
 }
 

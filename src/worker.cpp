@@ -183,7 +183,7 @@ public:
 
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
-    void serve(int fd, const sockaddr_storage& peer);
+    void serve(int fd, int listener, const sockaddr_storage& peer);
     void write_log(const access_log::Entry& e);
     void write_lines(const std::string& lines);
     void refresh_log_fd();
@@ -236,7 +236,7 @@ void Worker::loop()
         int fd = wait_and_accept(listener, peer);
         if (fd >= 0) {
             Fd conn(fd);
-            serve(conn.get(), peer);
+            serve(conn.get(), listener, peer);
         } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             back_off_accept(errno);
         }
@@ -274,9 +274,21 @@ int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
     return fd;
 }
 
-void Worker::serve(int fd, const sockaddr_storage& peer)
+// The listener's index in the configuration: sites bound to listeners name
+// them by it.
+int listener_index(const std::vector<int>& listeners, int fd)
+{
+    for (std::size_t i = 0; i < listeners.size(); ++i)
+        if (listeners[i] == fd)
+            return int(i);
+    return -1;
+}
+
+void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
     connection::Env env;
+    env.listener = listener_index(c_.listeners, listener);
+    env.client = http::client_address(peer);
     env.slot = &slot_;
     env.board = c_.board;
     env.wait_mask = &g_wait_mask;
@@ -285,7 +297,7 @@ void Worker::serve(int fd, const sockaddr_storage& peer)
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
-    connection::serve(fd, remote_name(peer), c_.settings, c_.site, env);
+    connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }

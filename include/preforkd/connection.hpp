@@ -13,8 +13,9 @@
 #include <string>
 
 #include "preforkd/access_log.hpp"
+#include "preforkd/http/access.hpp"
 #include "preforkd/http/request.hpp"
-#include "preforkd/http/static_file.hpp"
+#include "preforkd/http/site.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::connection {
@@ -45,11 +46,17 @@ struct Env {
     std::function<void()> on_wait;
     // Called once, the first time a wait notices the quit request.
     std::function<void()> on_quit;
+    // Which listener accepted the connection (its index in the
+    // configuration), and the client's address: sites may be bound to
+    // listeners, and locations may allow or deny addresses.
+    int listener = 0;
+    http::ClientAddress client;
 };
 
 // Serves `fd` (non-blocking, owned by the caller) until the client or a
-// limit ends the connection.  Returns the number of requests answered.
+// limit ends the connection, each request from the site `sites` finds for
+// it.  Returns the number of requests answered.
 int serve(int fd, const std::string& remote, const Settings& settings,
-          const http::Site& site, Env& env);
+          const http::SiteTable& sites, Env& env);
 
 }  // namespace preforkd::connection

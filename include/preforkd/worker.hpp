@@ -8,7 +8,7 @@
 #include "preforkd/access_log.hpp"
 #include "preforkd/config.hpp"
 #include "preforkd/connection.hpp"
-#include "preforkd/http/static_file.hpp"
+#include "preforkd/http/site.hpp"
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
 
@@ -31,7 +31,9 @@ struct Context {
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
     connection::Settings settings;
-    http::Site site;
+    // The sites this worker answers; one default site serving http.root
+    // unless the configuration has sites.
+    http::SiteTable sites{http::Site{}};
 };
 
 // Runs the worker until it is told to stop or reaches max_requests; never
