@@ -209,10 +209,11 @@ void append(std::string& line, const Entry& e, Format format)
 
 namespace {
 
-// One byte of payload carrying one descriptor: the layout both ends share.
+// Four bytes of payload (the sink) carrying one descriptor: the layout both
+// ends share.
 struct FdMessage {
-    char byte = 'L';
-    iovec iov{&byte, 1};
+    std::uint32_t sink = 0;
+    iovec iov{&sink, sizeof sink};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
 
@@ -227,40 +228,45 @@ struct FdMessage {
     FdMessage& operator=(const FdMessage&) = delete;
 };
 
-int receive_one(int channel)
+bool receive_one(int channel, Received& out)
 {
     FdMessage m;
-    if (::recvmsg(channel, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
-        return -1;
+    if (::recvmsg(channel, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != ssize_t(sizeof m.sink))
+        return false;
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     if (!c || c->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
+        return false;
+    std::memcpy(&out.fd, CMSG_DATA(c), sizeof out.fd);
+    out.sink = m.sink;
+    return true;
 }
 
 }  // namespace
 
-bool send_fd(int channel, int fd)
+bool send_fd(int channel, int fd, std::uint32_t sink)
 {
     FdMessage m;
+    m.sink = sink;
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return ::sendmsg(channel, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    return ::sendmsg(channel, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(sizeof m.sink);
 }
 
-int receive_fd(int channel)
+std::vector<Received> receive_fds(int channel)
 {
-    // Several reopens may have queued several descriptors: keep the newest.
-    int newest = -1;
-    for (int fd; (fd = receive_one(channel)) >= 0;) {
-        if (newest >= 0)
-            ::close(newest);
-        newest = fd;
+    std::vector<Received> newest;
+    for (Received r; receive_one(channel, r);) {
+        auto same = std::find_if(newest.begin(), newest.end(),
+                                 [&](const Received& n) { return n.sink == r.sink; });
+        if (same == newest.end()) {
+            newest.push_back(r);
+        } else {
+            ::close(same->fd);
+            same->fd = r.fd;
+        }
     }
     return newest;
 }

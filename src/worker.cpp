@@ -184,19 +184,29 @@ public:
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
     void serve(int fd, int listener, const sockaddr_storage& peer);
+    // One access log: the main one (sinks_[0]) or a site's.
+    struct Sink {
+        int fd = -1;
+        std::string path;
+        access_log::Format format = access_log::Format::combined;
+        std::string pending;    // buffered lines, whole lines only
+        bool failing = false;
+        std::int64_t failure_said_ms = 0;
+    };
+
     void write_log(const access_log::Entry& e);
-    void write_lines(const std::string& lines);
-    void refresh_log_fd();
+    void write_lines(Sink& sink);
+    void refresh_log_fds();
     void close_listeners();
+    bool logging() const;
 
     Context& c_;
     scoreboard::Slot& slot_;
     Fd epoll_;
     long served_ = 0;
     long limit_ = 0;
-    std::string pending_;       // buffered access-log lines, whole lines only
-    bool log_failing_ = false;
-    std::int64_t log_failure_said_ms_ = 0;
+    std::vector<Sink> sinks_;
+    std::size_t pending_bytes_ = 0;   // over all sinks
 };
 
 void Worker::start()
@@ -212,6 +222,9 @@ void Worker::start()
     if (c_.listeners.size() > 1)
         epoll_ = make_epoll(c_.listeners);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
+    sinks_.push_back(Sink{c_.access_log_fd, c_.access_log_path, c_.log_format, {}, false, 0});
+    for (const SiteLog& l : c_.site_logs)
+        sinks_.push_back(Sink{l.fd, l.path, l.format, {}, false, 0});
 }
 
 void Worker::loop()
@@ -293,7 +306,7 @@ void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
     env.board = c_.board;
     env.wait_mask = &g_wait_mask;
     env.quit = &g_quit;
-    if (c_.log_mode != access_log::Mode::off)
+    if (logging())
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
@@ -313,33 +326,47 @@ void Worker::close_listeners()
     c_.listeners.clear();
 }
 
-void Worker::refresh_log_fd()
+bool Worker::logging() const
+{
+    return c_.log_mode != access_log::Mode::off || !c_.site_logs.empty();
+}
+
+// A reopen since the last look: take the new descriptors in place of the
+// old ones, so every buffered line goes to the new files.
+void Worker::refresh_log_fds()
 {
     std::uint32_t epoch = c_.board->log_epoch.load(std::memory_order_acquire);
     if (epoch == c_.log_epoch)
         return;
-    int fd = access_log::receive_fd(c_.channel);
-    if (fd >= 0) {
-        ::dup2(fd, c_.access_log_fd);
-        ::close(fd);
+    for (const access_log::Received& r : access_log::receive_fds(c_.channel)) {
+        if (r.sink < sinks_.size() && sinks_[r.sink].fd >= 0)
+            ::dup2(r.fd, sinks_[r.sink].fd);
+        ::close(r.fd);
     }
     c_.log_epoch = epoch;
 }
 
-// Lines are gathered in a buffer and written whole, many per write(2): when
-// the buffer is full, when its oldest line is log_flush_seconds old (the
-// timer's signal interrupts any wait), and before the worker exits.
+// Lines are gathered in a buffer per log and written whole, many per
+// write(2): when the buffers hold log_buffer bytes, when the oldest line is
+// log_flush_seconds old (the timer's signal interrupts any wait), and
+// before the worker exits.
 void Worker::write_log(const access_log::Entry& e)
 {
-    if (c_.log_mode == access_log::Mode::syslog) {
+    bool site_log = e.sink > 0 && std::size_t(e.sink) < sinks_.size();
+    if (!site_log && c_.log_mode == access_log::Mode::off)
+        return;
+    if (!site_log && c_.log_mode == access_log::Mode::syslog) {
         std::string line = access_log::format(e, c_.log_format);
         line.pop_back();
         ::syslog(LOG_INFO, "%s", line.c_str());
         return;
     }
-    bool was_empty = pending_.empty();
-    access_log::append(pending_, e, c_.log_format);
-    if (pending_.size() >= c_.log_buffer)
+    Sink& sink = sinks_[site_log ? std::size_t(e.sink) : 0];
+    bool was_empty = pending_bytes_ == 0;
+    std::size_t before = sink.pending.size();
+    access_log::append(sink.pending, e, sink.format);
+    pending_bytes_ += sink.pending.size() - before;
+    if (pending_bytes_ >= c_.log_buffer)
         flush_log();
     else if (was_empty)
         set_flush_timer(c_.log_flush_seconds);
@@ -356,39 +383,42 @@ void Worker::flush_log_if_due()
 void Worker::flush_log()
 {
     g_flush_due = 0;
-    if (pending_.empty())
+    if (pending_bytes_ == 0)
         return;
     if (c_.log_buffer > 0)
         set_flush_timer(0);
-    // A reopen since the last write: these lines go to the new file, so the
-    // renamed one stops growing once the reopen is done.
-    refresh_log_fd();
-    write_lines(pending_);
-    pending_.clear();
+    // A reopen since the last write: these lines go to the new files, so
+    // the renamed ones stop growing once the reopen is done.
+    refresh_log_fds();
+    for (Sink& sink : sinks_) {
+        if (!sink.pending.empty())
+            write_lines(sink);
+        sink.pending.clear();
+    }
+    pending_bytes_ = 0;
 }
 
 // One write(2) of whole lines on an O_APPEND file: lines of concurrent
 // workers never interleave.  A failed write (disk full) must not fail the
 // request; it is said once a minute, and the recovery once.
-void Worker::write_lines(const std::string& lines)
+void Worker::write_lines(Sink& sink)
 {
-    ssize_t n = ::write(c_.access_log_fd, lines.data(), lines.size());
-    if (n >= 0 && std::size_t(n) < lines.size()) {
-        take_back(c_.access_log_fd, n);
+    ssize_t n = ::write(sink.fd, sink.pending.data(), sink.pending.size());
+    if (n >= 0 && std::size_t(n) < sink.pending.size()) {
+        take_back(sink.fd, n);
         n = -1;
         errno = ENOSPC;
     }
     std::int64_t now = scoreboard::now_ms();
     if (n < 0) {
-        if (!log_failing_ || now - log_failure_said_ms_ >= 60000) {
-            log::err(sys_message("write", c_.access_log_path, errno) +
-                     "; access log lines are being lost");
-            log_failure_said_ms_ = now;
+        if (!sink.failing || now - sink.failure_said_ms >= 60000) {
+            log::err(sys_message("write", sink.path, errno) + "; access log lines are being lost");
+            sink.failure_said_ms = now;
         }
-        log_failing_ = true;
-    } else if (log_failing_) {
-        log::notice("access log " + c_.access_log_path + " is writable again");
-        log_failing_ = false;
+        sink.failing = true;
+    } else if (sink.failing) {
+        log::notice("access log " + sink.path + " is writable again");
+        sink.failing = false;
     }
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 #include "preforkd/config.hpp"
 #include "preforkd/fd.hpp"
@@ -60,9 +61,19 @@ std::string format(const Entry& entry, Format format);
 // The same line, appended to `out` (a worker's buffer of pending lines).
 void append(std::string& out, const Entry& entry, Format format);
 
-// Sends `fd` over the unix datagram socket `channel` (SCM_RIGHTS).
-bool send_fd(int channel, int fd);
-// Receives the newest descriptor waiting on `channel`, -1 when none.
-int receive_fd(int channel);
+// Sends `fd`, the new descriptor of access log `sink` (0: the main log,
+// else a site's, see worker::Context::site_logs), over the unix datagram
+// socket `channel` (SCM_RIGHTS).
+bool send_fd(int channel, int fd, std::uint32_t sink = 0);
+
+struct Received {
+    std::uint32_t sink = 0;
+    int fd = -1;   // owned by the receiver
+};
+
+// Receives every descriptor waiting on `channel`, the newest per sink (an
+// older one for the same sink is closed): several reopens may have queued
+// several.
+std::vector<Received> receive_fds(int channel);
 
 }  // namespace preforkd::access_log

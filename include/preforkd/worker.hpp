@@ -14,6 +14,13 @@
 
 namespace preforkd::worker {
 
+// A site's own access log, opened by the master like the main one.
+struct SiteLog {
+    int fd = -1;                         // inherited, O_APPEND
+    std::string path;                    // for diagnostics
+    access_log::Format format = access_log::Format::combined;
+};
+
 // Everything a freshly forked worker needs; built by the master.
 struct Context {
     std::vector<int> listeners;          // inherited listening descriptors
@@ -27,6 +34,11 @@ struct Context {
     access_log::Format log_format = access_log::Format::combined;
     std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
     int log_flush_seconds = 1;           // longest a buffered line waits
+    // Site logs: a site whose http::VirtualSite::log is n (n >= 1) writes
+    // to site_logs[n - 1]; 0, or a number without a log here, is the main
+    // log above.  On reopen the master sends each new descriptor with its
+    // sink number n (access_log::send_fd), then bumps board->log_epoch.
+    std::vector<SiteLog> site_logs;
     int channel = -1;                    // unix datagram socket to the master
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;

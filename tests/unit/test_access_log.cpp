@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <ctime>
 #include <string>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
 
 #include "preforkd/access_log.hpp"
 #include "preforkd/http/fields.hpp"
@@ -142,4 +145,34 @@ Test(access_log, json_escapes_what_clients_send)
     cr_assert(line.find("\"user_agent\":\"a\\\"b\\\\c\\u000a\\u0001\\u00ff\"") != std::string::npos,
               "not escaped: %s", line.c_str());
     cr_assert_eq(line.find('\n'), line.size() - 1, "a raw newline inside the line: %s", line.c_str());
+}
+
+// Reopened descriptors reach the worker with their log's number, the
+// newest per log; the older ones queued for the same log are closed.
+Test(access_log, reopened_descriptors_arrive_per_log_newest_first)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    int a[2], b[2], c[2];
+    cr_assert_eq(pipe(a), 0);
+    cr_assert_eq(pipe(b), 0);
+    cr_assert_eq(pipe(c), 0);
+    cr_assert(access_log::send_fd(sv[0], a[1], 0));
+    cr_assert(access_log::send_fd(sv[0], b[1], 2));
+    cr_assert(access_log::send_fd(sv[0], c[1], 0));
+    std::vector<access_log::Received> got = access_log::receive_fds(sv[1]);
+    cr_assert_eq(got.size(), 2u);
+    cr_expect_eq(got[0].sink, 0u);
+    cr_expect_eq(got[1].sink, 2u);
+    // Each descriptor is a new one for the same pipe: writing to it reaches
+    // the pipe the sender passed.
+    cr_assert_eq(write(got[0].fd, "c", 1), 1);
+    cr_assert_eq(write(got[1].fd, "b", 1), 1);
+    char ch = 0;
+    cr_expect_eq(read(c[0], &ch, 1), 1);
+    cr_expect_eq(ch, 'c');
+    cr_expect_eq(read(b[0], &ch, 1), 1);
+    cr_expect_eq(ch, 'b');
+    cr_expect(access_log::receive_fds(sv[1]).empty());
+    for (int fd : {sv[0], sv[1], a[0], a[1], b[0], b[1], c[0], c[1], got[0].fd, got[1].fd}) close(fd);
 }
