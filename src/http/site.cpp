@@ -222,6 +222,7 @@ SiteTable::SiteTable(const std::vector<SiteSpec>& specs)
         v.log = s.log;
         v.defaults = c.compile(nullptr, {}, false);
         c.add_locations(v);
+        v.plain = !v.has_locations && v.defaults.plain();
         if (!s.listeners.empty()) v.listeners = 0;
         for (int l : s.listeners) {
             if (l < 0 || l >= kMaxListeners) c.error("listener index " + std::to_string(l) + " is out of range");

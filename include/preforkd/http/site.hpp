@@ -99,6 +99,7 @@ struct VirtualSite {
     std::uint64_t listeners = ~std::uint64_t(0);   // bit i: answers on listener i
     Policy defaults;                               // no location matched
     bool has_locations = false;
+    bool plain = true;                             // no locations, plain defaults: the fast path
 
     // The location for a decoded, normalised path.
     const Policy& locate(std::string_view path) const;
