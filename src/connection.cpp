@@ -383,7 +383,7 @@ Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
 // A refusal's reason, for the administrator who wonders about a 403: at
 // info, at most kRefusalBurst lines per kRefusalWindowMs per worker (a
 // scan must not flood syslog), and the rest at debug, so that with
-// log_level debug every refusal is told once.
+// log.level "debug" every refusal is told once.
 constexpr int kRefusalBurst = 10;
 constexpr std::int64_t kRefusalWindowMs = 10000;
 
