@@ -146,14 +146,20 @@ std::optional<Response> gate(const Request& req, const Visit& v, const Policy& p
 }
 
 // The request the responder sees for an alias location: the location's
-// prefix cut off the path.
+// prefix cut off the path.  Its /dir -> /dir/ redirect names the path the
+// responder saw, so the prefix is put back in front.
 Response serve_alias(const Request& req, const Visit& v, const Policy& p, std::string_view uri,
                      bool close)
 {
     Request sub = req;
-    std::string_view rest = uri.substr(p.alias_prefix.size() - (p.alias_prefix.ends_with('/') ? 1 : 0));
+    std::string_view prefix = p.alias_prefix;
+    if (prefix.ends_with('/')) prefix.remove_suffix(1);
+    std::string_view rest = uri.substr(prefix.size());
     sub.path = encode_path(rest.empty() ? std::string_view("/") : rest);
-    return respond(sub, p.files, close, v.body);
+    Response r = respond(sub, p.files, close, v.body);
+    std::size_t at = r.status == 301 ? r.head.find("\r\nLocation: /") : std::string::npos;
+    if (at != std::string::npos) r.head.insert(at + 12, encode_path(prefix));
+    return r;
 }
 
 // A raw path that percent-decodes and normalises to itself and holds no

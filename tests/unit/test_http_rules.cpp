@@ -52,6 +52,7 @@ void setup()
     write_file(r + "/errors/403.html", "<p>custom 403</p>");
     write_file(r + "/private/p.txt", "private");
     write_file(g_base + "/assets/logo.txt", "logo");
+    write_file(g_base + "/assets/sub/index.html", "sub index");
 }
 
 void teardown()
@@ -308,6 +309,30 @@ Test(http_rules, alias_serves_a_prefix_from_another_directory)
     cr_expect_eq(content(r), "logo");
     cr_expect_eq(ask(t, "/static/../a.txt").status, 200, "normalised out of the location");
     cr_expect_eq(ask(t, "/static/a.txt").status, 404);
+    Response dir = ask(t, "/static/sub");
+    cr_expect_eq(dir.status, 301);
+    cr_expect_eq(field(dir, "Location"), "/static/sub/", "the redirect keeps the location's prefix");
+    Response index = ask(t, "/static/sub/");
+    cr_expect_eq(index.status, 200);
+    cr_expect_eq(content(index), "sub index");
+}
+
+Test(http_rules, an_error_page_for_401_keeps_the_challenge)
+{
+    SiteSpec s = spec();
+    s.rules.error_pages = std::vector<ErrorPage>{{{401, 403}, "/errors/403.html"}};
+    LocationSpec priv{"/private/", {}};
+    BasicAuth auth;
+    auth.realm = "Staff";
+    auth.entries = {{"alice", hash("$5$", "pw")}};
+    priv.rules.auth = auth;
+    s.locations = {priv};
+    SiteTable t({s});
+    Response r = ask(t, "/private/p.txt");
+    cr_expect_eq(r.status, 401);
+    cr_expect(r.head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "%s", r.head.c_str());
+    cr_expect_eq(content(r), "<p>custom 403</p>");
+    cr_expect_eq(field(r, "WWW-Authenticate"), "Basic realm=\"Staff\", charset=\"UTF-8\"");
 }
 
 Test(http_rules, refusals_from_the_file_system_carry_their_reason)
