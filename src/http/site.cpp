@@ -258,8 +258,10 @@ void SiteTable::index_names(const std::vector<SiteSpec>& specs, std::string& err
             bool wild = raw.starts_with("*.");
             std::string_view name = wild ? std::string_view(raw).substr(1) : std::string_view(raw);
             std::string_view host = wild ? name.substr(1) : name;
-            if (!valid_authority(host) || host.find(':') != std::string_view::npos ||
-                host.find('*') != std::string_view::npos) {
+            // A name carries no port: a ':' may only be inside an IPv6 literal.
+            bool literal = host.starts_with('[') && host.ends_with(']');
+            if (!valid_authority(host) || (!literal && host.find(':') != std::string_view::npos) ||
+                (wild && literal) || host.find('*') != std::string_view::npos) {
                 errors += "site \"" + sites_[i].name + "\": name \"" + raw + "\" is not a host name or *.domain\n";
                 continue;
             }

@@ -60,6 +60,9 @@ Test(http_site, exact_names_ignore_case_port_and_trailing_dot)
     cr_expect_eq(found(t, "www.example.org:8080"), "org");
     cr_expect_eq(found(t, "www.example.org."), "org");
     cr_expect_eq(found(t, "www.example.org.:80"), "org");
+    SiteTable ips({site("first", {"first.example"}), site("v6", {"[2001:DB8::1]", "192.0.2.1"})});
+    cr_expect_eq(found(ips, "[2001:db8::1]:8080"), "v6");
+    cr_expect_eq(found(ips, "192.0.2.1:80"), "v6");
 }
 
 Test(http_site, longest_wildcard_wins_and_exact_beats_wildcard)
@@ -175,7 +178,7 @@ Test(http_site, plain_policies_take_the_fast_path)
 
 Test(http_site, every_problem_is_reported_at_once)
 {
-    SiteSpec bad = site("bad", {"ok.example", "bad name", "*.*.example", "a:80"});
+    SiteSpec bad = site("bad", {"ok.example", "bad name", "*.*.example", "a:80", "[::1]:80"});
     bad.rules.headers = std::vector<std::string>{"X-Ok: 1", "Bad Header: x", "X-CRLF: a\r\nSet-Cookie: b"};
     bad.rules.ret = Return{200, ""};
     LocationSpec rel{"static/", {}};
@@ -186,7 +189,7 @@ Test(http_site, every_problem_is_reported_at_once)
     SiteSpec second = site("second", {"second.example"}, true);
     SiteSpec third = site("third", {"third.example"}, true);
     std::string e = compile_error({bad, second, third});
-    for (const char* want : {"\"bad name\"", "\"*.*.example\"", "\"a:80\"", "Bad Header",
+    for (const char* want : {"\"bad name\"", "\"*.*.example\"", "\"a:80\"", "\"[::1]:80\"", "Bad Header",
                              "X-CRLF", "return status 200", "\"static/\"", "\"/a/\" is given twice",
                              "return 301 needs a URL", "a second default site"})
         cr_expect(e.find(want) != std::string::npos, "no \"%s\" in:\n%s", want, e.c_str());
