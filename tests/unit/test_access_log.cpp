@@ -137,6 +137,38 @@ Test(access_log, json_line_carries_site_host_and_request_id)
                      "\"duration_us\":1234,\"request_id\":\"00001234000000ab\"}\n");
 }
 
+// Lines with every kind of hostile byte, parsed by python3's json module:
+// each must be one valid object whose fields read back as sent (bytes
+// outside ASCII come back as the code points U+0080..U+00FF).
+Test(access_log, json_lines_parse_with_python)
+{
+    std::string lines;
+    Entry e = entry();
+    e.user_agent = "quote\" backslash\\ newline\n tab\t del\x7f high\xc3\xa9";
+    e.referer = "";
+    e.host = "Example.ORG:8080";
+    e.site = "example";
+    access_log::append(lines, e, Format::json);
+    e.request_line = "GET /\x01\x1f HTTP/1.1";
+    access_log::append(lines, e, Format::json);
+    char path[] = "/tmp/preforkd-json-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_neq(fd, -1);
+    cr_assert_eq(write(fd, lines.data(), lines.size()), ssize_t(lines.size()));
+    close(fd);
+    std::string cmd = std::string("python3 -c '"
+                                  "import json,sys\n"
+                                  "rows=[json.loads(l) for l in open(sys.argv[1])]\n"
+                                  "assert len(rows)==2\n"
+                                  "assert rows[0][\"user_agent\"]==\"quote\\\" backslash\\\\ newline\\n tab\\t del\\x7f high\\xc3\\xa9\", rows[0]\n"
+                                  "assert rows[0][\"host\"]==\"Example.ORG:8080\" and rows[0][\"status\"]==200\n"
+                                  "assert rows[1][\"request\"]==\"GET /\\x01\\x1f HTTP/1.1\"\n"
+                                  "' ") + path;
+    int rc = system(cmd.c_str());
+    unlink(path);
+    cr_expect_eq(rc, 0, "python3 could not parse or read back:\n%s", lines.c_str());
+}
+
 Test(access_log, json_escapes_what_clients_send)
 {
     Entry e = entry();
