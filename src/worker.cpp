@@ -353,7 +353,7 @@ void Worker::refresh_log_fds()
 void Worker::write_log(const access_log::Entry& e)
 {
     bool site_log = e.sink > 0 && std::size_t(e.sink) < sinks_.size();
-    if (!site_log && c_.log_mode == access_log::Mode::off)
+    if (e.sink < 0 || (!site_log && c_.log_mode == access_log::Mode::off))
         return;
     if (!site_log && c_.log_mode == access_log::Mode::syslog) {
         std::string line = access_log::format(e, c_.log_format);

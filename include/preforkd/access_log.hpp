@@ -54,7 +54,7 @@ struct Entry {
     std::string_view host;          // Host as sent ("" when none); json only
     std::string_view site;          // the site that answered; json only
     std::uint64_t request_id = 0;   // unique per request in the pool; json only
-    int sink = 0;                   // the site's log (http::VirtualSite::log); 0: the main log
+    int sink = 0;                   // the site's log (http::VirtualSite::log); 0: the main log, -1: none
 };
 
 // `text` with quotes, backslashes and control bytes escaped as on a CLF

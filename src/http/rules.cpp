@@ -102,9 +102,15 @@ Response with_error_page(const Request& req, const Visit& v, const std::string& 
     return pr;
 }
 
-// "Expires" for now + seconds, formatted once per second and duration.
-const std::string& expires_at(std::int64_t seconds)
+// "Expires" for now + seconds, formatted once per second and duration;
+// "epoch" and "max" are the fixed dates nginx sends.
+const std::string& expires_at(const Expiry& e)
 {
+    static const std::string epoch = "Thu, 01 Jan 1970 00:00:01 GMT";
+    static const std::string max = "Thu, 31 Dec 2037 23:55:55 GMT";
+    if (e.kind == Expiry::Kind::epoch) return epoch;
+    if (e.kind == Expiry::Kind::max) return max;
+    std::int64_t seconds = e.seconds;
     static time_t for_now = -1;
     static std::int64_t for_seconds = -1;
     static std::string text;
@@ -124,7 +130,7 @@ Response decorate(const Request& req, const Visit& v, const Policy& p, Response 
     if (!p.headers.empty()) r.head.insert(r.head.size() - 2, p.headers);
     bool cacheable = r.status == 200 || r.status == 206 || r.status == 304;
     if (cacheable && !p.cache_control.empty()) insert_field(r, "Cache-Control", p.cache_control);
-    if (cacheable && p.expires >= 0) insert_field(r, "Expires", expires_at(p.expires));
+    if (cacheable && p.expires) insert_field(r, "Expires", expires_at(*p.expires));
     return r;
 }
 

@@ -73,6 +73,7 @@ struct Compiler {
         if (r.index) p.files.index = *r.index;
         if (r.autoindex) p.files.autoindex = *r.autoindex;
         if (r.gzip_static) p.files.gzip_static = *r.gzip_static;
+        if (r.follow_symlinks) p.files.follow_symlinks = *r.follow_symlinks;
     }
 
     void apply_headers(Policy& p, const std::vector<std::string>& lines)
@@ -100,9 +101,11 @@ struct Compiler {
         if (loc) apply_files(p, *loc, exact ? std::string_view() : location_path);
         if (const auto& h = pick(site.rules.headers, loc ? &loc->headers : nullptr)) apply_headers(p, *h);
         if (const auto& e = pick(site.rules.expires, loc ? &loc->expires : nullptr)) {
-            if (*e < 0) error("expires must not be negative");
+            if (e->kind == Expiry::Kind::seconds && e->seconds < 0) error("expires must not be negative");
             p.expires = *e;
-            p.cache_control = "max-age=" + std::to_string(*e);
+            p.cache_control = e->kind == Expiry::Kind::epoch ? "no-cache"
+                              : e->kind == Expiry::Kind::max ? "max-age=315360000"
+                                                              : "max-age=" + std::to_string(e->seconds);
         }
         if (const auto& cc = pick(site.rules.cache_control, loc ? &loc->cache_control : nullptr)) {
             std::string why;
@@ -179,7 +182,7 @@ bool valid_header_line(std::string_view line, std::string& why)
 
 bool Policy::plain() const noexcept
 {
-    return headers.empty() && cache_control.empty() && expires < 0 && ret.status == 0 &&
+    return headers.empty() && cache_control.empty() && !expires && ret.status == 0 &&
            access.empty() && !auth && error_pages.empty() && alias_prefix.empty();
 }
 

@@ -122,6 +122,12 @@ Test(access_log, numbers_are_written_whole_in_both_bases)
     cr_assert_str_eq(out.c_str(), "0 18446744073709551615 0 ffffffffffffffff de0b6b3a764007b");
 }
 
+Test(access_log, configured_formats_map_to_the_same_format)
+{
+    cr_expect(access_log::format_of(preforkd::config::AccessFormat::common) == Format::common);
+    cr_expect(access_log::format_of(preforkd::config::AccessFormat::combined) == Format::combined);
+}
+
 Test(access_log, json_line_carries_site_host_and_request_id)
 {
     Entry e = entry();

@@ -173,7 +173,7 @@ Test(http_rules, cache_fields_only_on_200_206_and_304)
 {
     SiteSpec s = spec();
     LocationSpec stat{"/", {}};
-    stat.rules.expires = 2592000;
+    stat.rules.expires = Expiry{Expiry::Kind::seconds, 2592000};
     s.locations = {stat};
     SiteTable t({s});
     Response ok = ask(t, "/a.txt");
@@ -194,6 +194,19 @@ Test(http_rules, cache_fields_only_on_200_206_and_304)
     SiteTable t2({cc});
     cr_expect_eq(field(ask(t2, "/a.txt"), "Cache-Control"), "public, max-age=600");
     cr_expect_eq(field(ask(t2, "/a.txt"), "Expires"), "");
+
+    SiteSpec epoch = spec();
+    epoch.rules.expires = Expiry{Expiry::Kind::epoch, 0};
+    SiteTable t3({epoch});
+    cr_expect_eq(field(ask(t3, "/a.txt"), "Expires"), "Thu, 01 Jan 1970 00:00:01 GMT");
+    cr_expect_eq(field(ask(t3, "/a.txt"), "Cache-Control"), "no-cache");
+    SiteSpec max = spec();
+    max.rules.expires = Expiry{Expiry::Kind::max, 0};
+    max.rules.cache_control = "public, immutable";
+    SiteTable t4({max});
+    cr_expect_eq(field(ask(t4, "/a.txt"), "Expires"), "Thu, 31 Dec 2037 23:55:55 GMT");
+    cr_expect_eq(field(ask(t4, "/a.txt"), "Cache-Control"), "public, immutable",
+                 "cache_control wins over what expires would say");
 }
 
 Test(http_rules, return_redirects_with_variables_and_refuses_without)

@@ -170,7 +170,7 @@ Test(http_site, plain_policies_take_the_fast_path)
     SiteTable t(Site{});
     cr_expect(t.default_site().defaults.plain());
     SiteSpec s = site("s", {"s.example"});
-    s.rules.expires = 600;
+    s.rules.expires = Expiry{Expiry::Kind::seconds, 600};
     SiteTable rules({s});
     cr_expect(!rules.default_site().defaults.plain());
     cr_expect_eq(rules.default_site().defaults.cache_control, "max-age=600");

@@ -37,6 +37,14 @@ struct Return {
     std::string url;
 };
 
+// `expires`: a number of seconds from now, or nginx's "epoch" (already
+// expired: Cache-Control no-cache) and "max" (ten years).
+struct Expiry {
+    enum class Kind { seconds, epoch, max };
+    Kind kind = Kind::seconds;
+    std::int64_t seconds = 0;
+};
+
 struct ErrorPage {
     std::vector<int> statuses;
     std::string page;   // a path on the same site, "/errors/404.html"
@@ -50,9 +58,10 @@ struct RuleSpec {
     std::optional<std::vector<std::string>> index;
     std::optional<bool> autoindex;
     std::optional<bool> gzip_static;
+    std::optional<bool> follow_symlinks;
     std::optional<std::vector<std::string>> headers;   // "Name: value", added to every response
     std::optional<std::string> cache_control;        // Cache-Control on 200, 206, 304
-    std::optional<std::int64_t> expires;             // seconds: Expires and max-age
+    std::optional<Expiry> expires;                   // Expires, and Cache-Control unless set
     std::optional<Return> ret;
     std::optional<bool> deny_hidden;                 // default true
     std::optional<std::vector<AccessRule>> access;   // allow and deny, first match wins
@@ -73,7 +82,9 @@ struct SiteSpec {
     Site files;                        // root, index, autoindex, mime ... as today
     RuleSpec rules;                    // the site's defaults for its locations
     std::vector<LocationSpec> locations;
-    int log = 0;                       // the worker's access-log sink for this site
+    // The worker's access log for this site: 0 the main log, n >= 1
+    // worker::Context::site_logs[n - 1], -1 none (access_log = "off").
+    int log = 0;
 };
 
 // One location's rules, resolved.
@@ -82,7 +93,7 @@ struct Policy {
     std::string alias_prefix;            // non-empty: strip this, serve the rest from files.root
     std::string headers;                 // "Name: value\r\n" lines
     std::string cache_control;           // "" : none
-    std::int64_t expires = -1;           // seconds; -1: none
+    std::optional<Expiry> expires;       // Expires on 200, 206, 304
     Return ret;
     bool deny_hidden = true;
     std::size_t open_prefix = 0;         // path bytes a location opened to hidden segments
