@@ -159,14 +159,10 @@ Fd open(const config::Config& config)
 {
     if (mode_of(config) != Mode::file)
         return Fd();
-    return open_file(config.log.access_log);
-}
-
-Fd open_file(const std::string& path)
-{
-    Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
+    Fd fd(::open(config.log.access_log.c_str(),
+                 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640));
     if (!fd)
-        throw sys_error("open", path);
+        throw sys_error("open", config.log.access_log);
     return fd;
 }
 

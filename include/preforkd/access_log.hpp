@@ -37,11 +37,6 @@ Format format_of(config::AccessFormat format) noexcept;
 // Throws std::system_error naming open and the path.
 Fd open(const config::Config& config);
 
-// Opens the access log `path` as every log is opened (O_APPEND, created
-// with mode 0640): the main one, and each site's.  Throws
-// std::system_error naming open and the path.
-Fd open_file(const std::string& path);
-
 struct Entry {
     std::string_view remote;        // client address
     std::string_view request_line;  // "GET / HTTP/1.1", "-" when none
