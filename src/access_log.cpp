@@ -42,22 +42,6 @@ void append_escaped(std::string& out, std::string_view text)
     }
 }
 
-// "[21/Nov/2026:04:22:01 +0000]", formatted once per second: a busy worker
-// logs many lines with the same time stamp.
-std::string_view clf_time(time_t when)
-{
-    static time_t cached_when = -1;
-    static char cached[64];
-    static std::size_t cached_size = 0;
-    if (when != cached_when) {
-        tm t;
-        localtime_r(&when, &t);
-        cached_size = strftime(cached, sizeof cached, "[%d/%b/%Y:%H:%M:%S %z]", &t);
-        cached_when = when;
-    }
-    return {cached, cached_size};
-}
-
 // "2026-11-21T04:22:01+00:00", cached as clf_time is.
 std::string_view iso_time(time_t when)
 {
@@ -126,6 +110,22 @@ void append_json(std::string& line, const Entry& e)
     for (int i = 15; i >= 0; --i) id[15 - i] = "0123456789abcdef"[(e.request_id >> (4 * i)) & 15];
     line.append(id, 16);
     line += "\"}\n";
+}
+
+// "[21/Nov/2026:04:22:01 +0000]", formatted once per second: a busy worker
+// logs many lines with the same time stamp.
+std::string_view clf_time(time_t when)
+{
+    static time_t cached_when = -1;
+    static char cached[64];
+    static std::size_t cached_size = 0;
+    if (when != cached_when) {
+        tm t;
+        localtime_r(&when, &t);
+        cached_size = strftime(cached, sizeof cached, "[%d/%b/%Y:%H:%M:%S %z]", &t);
+        cached_when = when;
+    }
+    return {cached, cached_size};
 }
 
 }  // namespace

@@ -24,15 +24,6 @@ enum class Mode { off, file, syslog };
 
 Mode mode_of(const config::Config& config);
 
-// The line formats.  combined is exactly the standard Combined Log Format
-// (strict parsers break on extra fields); combined_timing adds the request's
-// duration in microseconds; json is one object per line with host, site,
-// status, bytes, duration and a request id as well.
-enum class Format { common, combined, combined_timing, json };
-
-// The format a configuration value names.
-Format format_of(config::AccessFormat format) noexcept;
-
 // Opens the file for `config` (mode file), or an empty Fd otherwise.
 // Throws std::system_error naming open and the path.
 Fd open(const config::Config& config);
@@ -55,6 +46,15 @@ struct Entry {
 // `text` with quotes, backslashes and control bytes escaped as on a CLF
 // line: safe to put into any log line.
 std::string escaped(std::string_view text);
+
+// The line formats.  combined is exactly the standard Combined Log Format
+// (strict parsers break on extra fields); combined_timing adds the request's
+// duration in microseconds; json is one object per line with host, site,
+// status, bytes, duration and a request id as well.
+enum class Format { common, combined, combined_timing, json };
+
+// The format a configuration value names.
+Format format_of(config::AccessFormat format) noexcept;
 
 // The line, newline included.
 std::string format(const Entry& entry, Format format);
