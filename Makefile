@@ -37,8 +37,7 @@ PF_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 HAVE_DEPS  := pkg-config --exists $(PKGS) criterion 2>/dev/null && command -v curl >/dev/null \
-              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ] \
-              && [ -r /usr/include/crypt.h ]
+              && command -v clang++ >/dev/null && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
