@@ -25,7 +25,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 CXX        ?= g++
 PKGS       := libconfig++
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev curl media-types \
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libcriterion-dev libcrypt-dev curl media-types \
               clang mandoc
 
 BUILD      ?= build
@@ -57,6 +57,8 @@ MISSING_DEPS = echo "preforkd: missing dependencies for $@; run 'make deps' as r
 CONFIG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CONFIG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CRITERION_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# crypt_r(3) for Basic authentication (bcrypt, SHA-crypt, yescrypt).
+SYS_LIBS   := -lcrypt
 
 SRCS       := $(sort $(wildcard src/*.cpp src/config/*.cpp src/http/*.cpp src/tls/*.cpp))
 LIB_SRCS   := $(filter-out src/main.cpp,$(SRCS))
@@ -98,7 +100,7 @@ endif
 
 ifeq ($(BUILD_DEPS_OK),yes)
 $(BUILD)/preforkd: $(OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS)
 
 $(BUILD)/%.o: %.cpp
 	@mkdir -p $(dir $@)
@@ -110,10 +112,10 @@ endif
 
 ifeq ($(DEPS_OK),yes)
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 $(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 # Criterion runs each test in its own process, -j2 on this 2-core target.
 check-unit: $(BUILD)/unit-tests
@@ -267,7 +269,7 @@ FUZZ_CXX     ?= clang++
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS   := -std=c++20 -g -O1 -Wall -Wextra -Werror -Iinclude \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-FUZZ_SRCS    := tests/fuzz/fuzz_request.cpp src/http/request.cpp src/http/body.cpp \
+FUZZ_SRCS    := tests/fuzz/fuzz_request.cpp src/http/request.cpp src/http/host.cpp src/http/body.cpp \
                 src/http/range.cpp src/http/path.cpp
 FUZZ_BIN     := $(BUILD)/fuzz/fuzz_request
 
@@ -321,7 +323,7 @@ $(BUILD)/stress-tests stress-scenarios:
 	@$(MISSING_DEPS)
 else
 $(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
-	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(CRITERION_LIBS)
+	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
 stress-scenarios: $(BUILD)/preforkd $(BUILD)/stress-tests
 	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \

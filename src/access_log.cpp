@@ -1,4 +1,10 @@
-// access_log.cpp - Common/Combined Log Format lines and descriptor hand-over.
+// access_log.cpp - access log lines (CLF, Combined, JSON) and descriptor hand-over.
+//
+// Every field a client chose is escaped for the format it lands in, so no
+// request can forge a line or break a parser: CLF escapes quotes,
+// backslashes and control bytes as \xHH; JSON escapes by RFC 8259 and writes
+// bytes outside ASCII as \u00HH, so the line is valid JSON whatever the
+// client sent (such bytes are rare in a request line and never trusted).
 #include "preforkd/access_log.hpp"
 
 #include <algorithm>
@@ -38,6 +44,76 @@ void append_escaped(std::string& out, std::string_view text)
     }
 }
 
+// "2026-11-21T04:22:01+00:00", cached as clf_time is.
+std::string_view iso_time(time_t when)
+{
+    static time_t cached_when = -1;
+    static char cached[64];
+    static std::size_t cached_size = 0;
+    if (when != cached_when) {
+        tm t;
+        localtime_r(&when, &t);
+        cached_size = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S%z", &t);
+        if (cached_size == 24) {   // +0000 -> +00:00, as RFC 3339 wants
+            cached[25] = '\0';
+            cached[24] = cached[23];
+            cached[23] = cached[22];
+            cached[22] = ':';
+            cached_size = 25;
+        }
+        cached_when = when;
+    }
+    return {cached, cached_size};
+}
+
+void append_json_string(std::string& out, std::string_view text)
+{
+    static const char hex[] = "0123456789abcdef";
+    out += '"';
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            out += "\\u00";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        } else {
+            out += char(c);
+        }
+    }
+    out += '"';
+}
+
+void append_json(std::string& line, const Entry& e)
+{
+    auto field = [&](const char* name, std::string_view value) {
+        line.append(",\"").append(name).append("\":");
+        append_json_string(line, value);
+    };
+    auto number = [&](const char* name, std::uint64_t value) {
+        line.append(",\"").append(name).append("\":");
+        http::append_unsigned(line, value);
+    };
+    line += "{\"time\":\"";
+    line += iso_time(e.when);
+    line += '"';
+    field("remote", e.remote);
+    field("host", e.host);
+    field("site", e.site);
+    field("request", e.request_line);
+    number("status", std::uint64_t(e.status));
+    number("bytes", e.bytes);
+    field("referer", e.referer);
+    field("user_agent", e.user_agent);
+    number("duration_us", std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
+    line.append(",\"request_id\":\"");
+    char id[17];
+    for (int i = 15; i >= 0; --i) id[15 - i] = "0123456789abcdef"[(e.request_id >> (4 * i)) & 15];
+    line.append(id, 16);
+    line += "\"}\n";
+}
+
 // "[21/Nov/2026:04:22:01 +0000]", formatted once per second: a busy worker
 // logs many lines with the same time stamp.
 std::string_view clf_time(time_t when)
@@ -57,6 +133,21 @@ std::string_view clf_time(time_t when)
 constexpr mode_t kCreateMode = 0640;
 
 }  // namespace
+
+std::string escaped(std::string_view text)
+{
+    std::string out;
+    append_escaped(out, text);
+    return out;
+}
+
+// The configuration names the formats in this enum's order (common,
+// combined, then combined_timing and json as the configuration learns
+// them), so the value carries over; the unit test holds the two in step.
+Format format_of(config::AccessFormat format) noexcept
+{
+    return Format(int(format));
+}
 
 Mode mode_of(const config::Config& config)
 {
@@ -100,7 +191,7 @@ Fd open(const config::Config& config)
     return fd;
 }
 
-std::string format(const Entry& e, config::AccessFormat format)
+std::string format(const Entry& e, Format format)
 {
     std::string line;
     line.reserve(256);
@@ -108,8 +199,12 @@ std::string format(const Entry& e, config::AccessFormat format)
     return line;
 }
 
-void append(std::string& line, const Entry& e, config::AccessFormat format)
+void append(std::string& line, const Entry& e, Format format)
 {
+    if (format == Format::json) {
+        append_json(line, e);
+        return;
+    }
     line.append(e.remote.empty() ? "-" : e.remote);
     line += " - - ";
     line += clf_time(e.when);
@@ -122,12 +217,15 @@ void append(std::string& line, const Entry& e, config::AccessFormat format)
         http::append_unsigned(line, e.bytes);
     else
         line += '-';
-    if (format == config::AccessFormat::combined) {
+    if (format == Format::combined || format == Format::combined_timing) {
         line += " \"";
         append_escaped(line, e.referer);
         line += "\" \"";
         append_escaped(line, e.user_agent);
-        line += "\" ";
+        line += '"';
+    }
+    if (format == Format::combined_timing) {
+        line += ' ';
         http::append_unsigned(line, std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
     }
     line += '\n';
@@ -135,10 +233,11 @@ void append(std::string& line, const Entry& e, config::AccessFormat format)
 
 namespace {
 
-// One byte of payload carrying one descriptor: the layout both ends share.
+// Four bytes of payload (the sink) carrying one descriptor: the layout both
+// ends share.
 struct FdMessage {
-    char byte = 'L';
-    iovec iov{&byte, 1};
+    std::uint32_t sink = 0;
+    iovec iov{&sink, sizeof sink};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msghdr msg{};
 
@@ -153,40 +252,45 @@ struct FdMessage {
     FdMessage& operator=(const FdMessage&) = delete;
 };
 
-int receive_one(int channel)
+bool receive_one(int channel, Received& out)
 {
     FdMessage m;
-    if (::recvmsg(channel, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
-        return -1;
+    if (::recvmsg(channel, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != ssize_t(sizeof m.sink))
+        return false;
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     if (!c || c->cmsg_type != SCM_RIGHTS)
-        return -1;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return fd;
+        return false;
+    std::memcpy(&out.fd, CMSG_DATA(c), sizeof out.fd);
+    out.sink = m.sink;
+    return true;
 }
 
 }  // namespace
 
-bool send_fd(int channel, int fd)
+bool send_fd(int channel, int fd, std::uint32_t sink)
 {
     FdMessage m;
+    m.sink = sink;
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    return ::sendmsg(channel, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == 1;
+    return ::sendmsg(channel, &m.msg, MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(sizeof m.sink);
 }
 
-int receive_fd(int channel)
+std::vector<Received> receive_fds(int channel)
 {
-    // Several reopens may have queued several descriptors: keep the newest.
-    int newest = -1;
-    for (int fd; (fd = receive_one(channel)) >= 0;) {
-        if (newest >= 0)
-            ::close(newest);
-        newest = fd;
+    std::vector<Received> newest;
+    for (Received r; receive_one(channel, r);) {
+        auto same = std::find_if(newest.begin(), newest.end(),
+                                 [&](const Received& n) { return n.sink == r.sink; });
+        if (same == newest.end()) {
+            newest.push_back(r);
+        } else {
+            ::close(same->fd);
+            same->fd = r.fd;
+        }
     }
     return newest;
 }

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "preforkd/http/body.hpp"
+#include "preforkd/http/rules.hpp"
 #include "preforkd/log.hpp"
 
 namespace preforkd::connection {
@@ -34,7 +35,7 @@ struct Conn {
     int fd;
     const std::string& remote;
     const Settings& settings;
-    const http::Site& site;
+    const http::SiteTable& sites;
     Env& env;
     std::string buffer;
     std::size_t start = 0;   // first unparsed byte
@@ -209,8 +210,18 @@ bool send_response(Conn& c, http::Response& r)
     return !parts || send_parts(c, r);
 }
 
+// Unique in the pool while pids are: the pid, then a count of this
+// process's requests.  The pid is read on the first request, in the worker.
+std::uint64_t next_request_id()
+{
+    static const std::uint64_t pid = std::uint64_t(::getpid());
+    static std::uint32_t count = 0;
+    return pid << 32 | ++count;
+}
+
 void log_request(Conn& c, const http::Request* req, std::string_view line, int status,
-                 std::uint64_t bytes, std::int64_t started_us)
+                 std::uint64_t bytes, std::int64_t started_us,
+                 const http::VirtualSite* site = nullptr)
 {
     if (!c.env.log)
         return;
@@ -224,7 +235,13 @@ void log_request(Conn& c, const http::Request* req, std::string_view line, int s
     if (req) {
         e.referer = req->header("Referer");
         e.user_agent = req->header("User-Agent");
+        e.host = req->host;
     }
+    if (site) {
+        e.site = site->name;
+        e.sink = site->log;
+    }
+    e.request_id = next_request_id();
     e.when = ::time(nullptr);
     e.micros = std::int64_t(now.tv_sec) * 1000000 + now.tv_nsec / 1000 - started_us;
     c.env.log(e);
@@ -244,7 +261,8 @@ void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req
 {
     std::string line = req ? req->request_line
                            : http::first_line(std::string_view(c.buffer).substr(c.start));
-    http::Response r = http::error_response(status, c.site, req && req->method == "HEAD");
+    http::Response r = http::error_response(status, c.sites.default_site().defaults.files,
+                                            req && req->method == "HEAD");
     bool sent = send_response(c, r);
     log_request(c, req, line, status, sent ? r.body_bytes() : 0, started_us);
 }
@@ -388,6 +406,7 @@ bool park(Conn& c, handoff::Kind kind, std::int64_t since_ms)
         return false;
     handoff::Parcel p;
     p.kind = kind;
+    p.listener = std::uint32_t(c.env.listener);
     p.requests = std::uint32_t(c.requests);
     p.since_ms = since_ms;
     p.idle_timeout_ms = c.settings.keepalive_timeout_ms;
@@ -466,6 +485,50 @@ Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
     }
 }
 
+// A refusal's reason, for the administrator who wonders about a 403: at
+// info, at most kRefusalBurst lines per kRefusalWindowMs per worker (a
+// scan must not flood syslog), and the rest at debug, so that with
+// log.level "debug" every refusal is told once.
+constexpr int kRefusalBurst = 10;
+constexpr std::int64_t kRefusalWindowMs = 10000;
+
+// A reason may hold names a client chose (a path, a user name): control
+// bytes are shown as \xHH, so no client can add a line to the log.
+std::string printable(std::string_view text)
+{
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(text.size());
+    for (unsigned char ch : text) {
+        if (ch >= 0x20 && ch != 0x7f) {
+            out += char(ch);
+            continue;
+        }
+        out += "\\x";
+        out += hex[ch >> 4];
+        out += hex[ch & 15];
+    }
+    return out;
+}
+
+void log_refusal(const Conn& c, const http::Request& req, const http::Response& resp)
+{
+    static std::int64_t window_start = -kRefusalWindowMs;
+    static int told = 0;
+    std::int64_t now = scoreboard::now_ms();
+    if (now - window_start >= kRefusalWindowMs) {
+        window_start = now;
+        told = 0;
+    }
+    std::string line = std::to_string(resp.status) + " for \"" +
+                       access_log::escaped(req.request_line) + "\" from " + c.remote + ": " +
+                       printable(resp.refusal);
+    if (++told <= kRefusalBurst)
+        log::info(line);
+    else
+        log::debug(line);
+}
+
 // Serves one request if a head can be read; false ends the connection.
 bool serve_one(Conn& c)
 {
@@ -489,9 +552,14 @@ bool serve_one(Conn& c)
         return false;
     bool close = c.client_closes || quitting(c.env) ||
                  c.requests >= c.settings.keepalive_requests;
-    http::Response resp = http::respond(req, c.site, close, http::UnreadBody::discard);
+    const http::VirtualSite& site = c.sites.find(req.host, c.env.listener);
+    http::Visit visit{site, c.env.client, close, http::UnreadBody::discard};
+    http::Response resp = http::answer(req, visit);
+    if (!resp.refusal.empty())
+        log_refusal(c, req, resp);
     bool sent = send_response(c, resp);
-    log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started);
+    log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started,
+                &site);
     if (!sent || resp.close || close)
         return false;
     return body_first || !req.has_body() || discard_body(c, req) == Body::skipped;
@@ -547,17 +615,17 @@ Served run(Conn& c)
 }  // namespace
 
 Served serve(int fd, const std::string& remote, const Settings& settings,
-             const http::Site& site, Env& env)
+             const http::SiteTable& sites, Env& env)
 {
-    Conn c{fd, remote, settings, site, env, {}, 0, 0};
+    Conn c{fd, remote, settings, sites, env, {}, 0, 0};
     c.buffer.reserve(4096);
     return run(c);
 }
 
 Served resume(int fd, const handoff::Parcel& parcel, const Settings& settings,
-              const http::Site& site, Env& env)
+              const http::SiteTable& sites, Env& env)
 {
-    Conn c{fd, parcel.remote, settings, site, env, parcel.bytes, 0, int(parcel.requests)};
+    Conn c{fd, parcel.remote, settings, sites, env, parcel.bytes, 0, int(parcel.requests)};
     if (parcel.kind == handoff::Kind::expired) {
         // Its head missed the deadline while parked: the 408 it would have
         // had here, logged the same way.

@@ -432,14 +432,14 @@ void Master::become_worker(int slot, Fd channel)
     c.access_log_fd = access_log_.get();
     c.access_log_path = config_.log.access_log;
     c.log_mode = access_log::mode_of(config_);
-    c.log_format = config_.log.access_format;
+    c.log_format = access_log::format_of(config_.log.access_format);
     c.log_buffer = std::size_t(config_.log.access_buffer);
     c.log_flush_seconds = config_.log.access_flush;
     c.channel = channel.release();
     c.max_requests = config_.workers.max_requests;
     c.identity = identity_;
     c.settings = settings_of(config_);
-    c.site = make_site(config_, mime_);
+    c.sites = http::SiteTable(make_site(config_, mime_));
     worker::run(c);
 }
 

@@ -189,24 +189,35 @@ public:
 
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
-    void serve(int fd, const sockaddr_storage& peer);
+    void serve(int fd, int listener, const sockaddr_storage& peer);
     bool resume_parked();
+    void resume(const handoff::Received& got);
     void sweep();
-    connection::Env make_env();
+    connection::Env make_env(int listener, const sockaddr_storage& peer);
     bool park(int fd, handoff::Parcel& parcel);
+    // One access log: the main one (sinks_[0]) or a site's.
+    struct Sink {
+        int fd = -1;
+        std::string path;
+        access_log::Format format = access_log::Format::combined;
+        std::string pending;    // buffered lines, whole lines only
+        bool failing = false;
+        std::int64_t failure_said_ms = 0;
+    };
+
     void write_log(const access_log::Entry& e);
-    void write_lines(const std::string& lines);
-    void refresh_log_fd();
+    void write_lines(Sink& sink);
+    void refresh_log_fds();
     void close_listeners();
+    bool logging() const;
 
     Context& c_;
     scoreboard::Slot& slot_;
     Fd epoll_;
     long served_ = 0;
     long limit_ = 0;
-    std::string pending_;       // buffered access-log lines, whole lines only
-    bool log_failing_ = false;
-    std::int64_t log_failure_said_ms_ = 0;
+    std::vector<Sink> sinks_;
+    std::size_t pending_bytes_ = 0;   // over all sinks
 };
 
 void Worker::start()
@@ -222,6 +233,9 @@ void Worker::start()
     if (c_.listeners.size() > 1 || c_.ready >= 0)
         epoll_ = make_epoll(c_.listeners, c_.ready);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
+    sinks_.push_back(Sink{c_.access_log_fd, c_.access_log_path, c_.log_format, {}, false, 0});
+    for (const SiteLog& l : c_.site_logs)
+        sinks_.push_back(Sink{l.fd, l.path, l.format, {}, false, 0});
 }
 
 void Worker::loop()
@@ -250,7 +264,7 @@ void Worker::loop()
         int fd = wait_and_accept(listener, peer);
         if (fd >= 0) {
             Fd conn(fd);
-            serve(conn.get(), peer);
+            serve(conn.get(), listener, peer);
         } else if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             back_off_accept(errno);
         }
@@ -287,7 +301,7 @@ void Worker::sweep()
             if (fd < 0)
                 break;
             Fd conn(fd);
-            serve(conn.get(), peer);
+            serve(conn.get(), listener, peer);
         }
     }
     bool stopping = c_.board->stopping.load();
@@ -298,8 +312,7 @@ void Worker::sweep()
         if (!stopping && got->parcel.kind == handoff::Kind::ready &&
             handoff::send_parcel(c_.park, got->fd.get(), got->parcel))
             continue;
-        connection::Env env = make_env();
-        connection::resume(got->fd.get(), got->parcel, c_.settings, c_.site, env);
+        resume(*got);
     }
 }
 
@@ -337,14 +350,27 @@ int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
     return fd;
 }
 
-connection::Env Worker::make_env()
+// The listener's index in the configuration: sites bound to listeners name
+// them by it.
+int listener_index(const std::vector<int>& listeners, int fd)
+{
+    for (std::size_t i = 0; i < listeners.size(); ++i)
+        if (listeners[i] == fd)
+            return int(i);
+    return -1;
+}
+
+// `listener` is the listener's index in the configuration.
+connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 {
     connection::Env env;
+    env.listener = listener;
+    env.client = http::client_address(peer);
     env.slot = &slot_;
     env.board = c_.board;
     env.wait_mask = &g_wait_mask;
     env.quit = &g_quit;
-    if (c_.log_mode != access_log::Mode::off)
+    if (logging())
         env.log = [this](const access_log::Entry& e) { write_log(e); };
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
@@ -353,10 +379,10 @@ connection::Env Worker::make_env()
     return env;
 }
 
-void Worker::serve(int fd, const sockaddr_storage& peer)
+void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
-    connection::Env env = make_env();
-    connection::serve(fd, remote_name(peer), c_.settings, c_.site, env);
+    connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
+    connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -377,10 +403,20 @@ bool Worker::resume_parked()
     }
     if (!got)
         return false;
-    connection::Env env = make_env();
-    connection::resume(got->fd.get(), got->parcel, c_.settings, c_.site, env);
-    scoreboard::set_state(slot_, scoreboard::State::idle);
+    resume(*got);
     return true;
+}
+
+// The listener travelled with the parcel; the client's address is the
+// connection's own.
+void Worker::resume(const handoff::Received& got)
+{
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    connection::Env env = make_env(int(got.parcel.listener), peer);
+    connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
+    scoreboard::set_state(slot_, scoreboard::State::idle);
 }
 
 // A full park queue (the parker is behind, or gone) keeps the connection
@@ -401,33 +437,47 @@ void Worker::close_listeners()
     c_.listeners.clear();
 }
 
-void Worker::refresh_log_fd()
+bool Worker::logging() const
+{
+    return c_.log_mode != access_log::Mode::off || !c_.site_logs.empty();
+}
+
+// A reopen since the last look: take the new descriptors in place of the
+// old ones, so every buffered line goes to the new files.
+void Worker::refresh_log_fds()
 {
     std::uint32_t epoch = c_.board->log_epoch.load(std::memory_order_acquire);
     if (epoch == c_.log_epoch)
         return;
-    int fd = access_log::receive_fd(c_.channel);
-    if (fd >= 0) {
-        ::dup2(fd, c_.access_log_fd);
-        ::close(fd);
+    for (const access_log::Received& r : access_log::receive_fds(c_.channel)) {
+        if (r.sink < sinks_.size() && sinks_[r.sink].fd >= 0)
+            ::dup2(r.fd, sinks_[r.sink].fd);
+        ::close(r.fd);
     }
     c_.log_epoch = epoch;
 }
 
-// Lines are gathered in a buffer and written whole, many per write(2): when
-// the buffer is full, when its oldest line is log_flush_seconds old (the
-// timer's signal interrupts any wait), and before the worker exits.
+// Lines are gathered in a buffer per log and written whole, many per
+// write(2): when the buffers hold log_buffer bytes, when the oldest line is
+// log_flush_seconds old (the timer's signal interrupts any wait), and
+// before the worker exits.
 void Worker::write_log(const access_log::Entry& e)
 {
-    if (c_.log_mode == access_log::Mode::syslog) {
+    bool site_log = e.sink > 0 && std::size_t(e.sink) < sinks_.size();
+    if (e.sink < 0 || (!site_log && c_.log_mode == access_log::Mode::off))
+        return;
+    if (!site_log && c_.log_mode == access_log::Mode::syslog) {
         std::string line = access_log::format(e, c_.log_format);
         line.pop_back();
         ::syslog(LOG_INFO, "%s", line.c_str());
         return;
     }
-    bool was_empty = pending_.empty();
-    access_log::append(pending_, e, c_.log_format);
-    if (pending_.size() >= c_.log_buffer)
+    Sink& sink = sinks_[site_log ? std::size_t(e.sink) : 0];
+    bool was_empty = pending_bytes_ == 0;
+    std::size_t before = sink.pending.size();
+    access_log::append(sink.pending, e, sink.format);
+    pending_bytes_ += sink.pending.size() - before;
+    if (pending_bytes_ >= c_.log_buffer)
         flush_log();
     else if (was_empty)
         set_flush_timer(c_.log_flush_seconds);
@@ -444,39 +494,42 @@ void Worker::flush_log_if_due()
 void Worker::flush_log()
 {
     g_flush_due = 0;
-    if (pending_.empty())
+    if (pending_bytes_ == 0)
         return;
     if (c_.log_buffer > 0)
         set_flush_timer(0);
-    // A reopen since the last write: these lines go to the new file, so the
-    // renamed one stops growing once the reopen is done.
-    refresh_log_fd();
-    write_lines(pending_);
-    pending_.clear();
+    // A reopen since the last write: these lines go to the new files, so
+    // the renamed ones stop growing once the reopen is done.
+    refresh_log_fds();
+    for (Sink& sink : sinks_) {
+        if (!sink.pending.empty())
+            write_lines(sink);
+        sink.pending.clear();
+    }
+    pending_bytes_ = 0;
 }
 
 // One write(2) of whole lines on an O_APPEND file: lines of concurrent
 // workers never interleave.  A failed write (disk full) must not fail the
 // request; it is said once a minute, and the recovery once.
-void Worker::write_lines(const std::string& lines)
+void Worker::write_lines(Sink& sink)
 {
-    ssize_t n = ::write(c_.access_log_fd, lines.data(), lines.size());
-    if (n >= 0 && std::size_t(n) < lines.size()) {
-        take_back(c_.access_log_fd, n);
+    ssize_t n = ::write(sink.fd, sink.pending.data(), sink.pending.size());
+    if (n >= 0 && std::size_t(n) < sink.pending.size()) {
+        take_back(sink.fd, n);
         n = -1;
         errno = ENOSPC;
     }
     std::int64_t now = scoreboard::now_ms();
     if (n < 0) {
-        if (!log_failing_ || now - log_failure_said_ms_ >= 60000) {
-            log::err(sys_message("write", c_.access_log_path, errno) +
-                     "; access log lines are being lost");
-            log_failure_said_ms_ = now;
+        if (!sink.failing || now - sink.failure_said_ms >= 60000) {
+            log::err(sys_message("write", sink.path, errno) + "; access log lines are being lost");
+            sink.failure_said_ms = now;
         }
-        log_failing_ = true;
-    } else if (log_failing_) {
-        log::notice("access log " + c_.access_log_path + " is writable again");
-        log_failing_ = false;
+        sink.failing = true;
+    } else if (sink.failing) {
+        log::notice("access log " + sink.path + " is writable again");
+        sink.failing = false;
     }
 }
 

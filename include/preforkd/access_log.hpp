@@ -1,4 +1,5 @@
-// access_log.hpp - one line per request, Common or Combined Log Format.
+// access_log.hpp - one line per request: Common, Combined, Combined with
+// timing, or one JSON object.
 //
 // The master opens the file (O_APPEND, before privileges drop) and workers
 // inherit it; a worker writes whole lines, one or many per write(2), so
@@ -12,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <sys/types.h>
+#include <vector>
 
 #include "preforkd/config.hpp"
 #include "preforkd/fd.hpp"
@@ -37,16 +39,43 @@ struct Entry {
     std::string_view user_agent;
     time_t when = 0;
     std::int64_t micros = 0;        // time taken
+    std::string_view host;          // Host as sent ("" when none); json only
+    std::string_view site;          // the site that answered; json only
+    std::uint64_t request_id = 0;   // unique per request in the pool; json only
+    int sink = 0;                   // the site's log (http::VirtualSite::log); 0: the main log, -1: none
 };
 
-// The line, newline included.
-std::string format(const Entry& entry, config::AccessFormat format);
-// The same line, appended to `out` (a worker's buffer of pending lines).
-void append(std::string& out, const Entry& entry, config::AccessFormat format);
+// `text` with quotes, backslashes and control bytes escaped as on a CLF
+// line: safe to put into any log line.
+std::string escaped(std::string_view text);
 
-// Sends `fd` over the unix datagram socket `channel` (SCM_RIGHTS).
-bool send_fd(int channel, int fd);
-// Receives the newest descriptor waiting on `channel`, -1 when none.
-int receive_fd(int channel);
+// The line formats.  combined is exactly the standard Combined Log Format
+// (strict parsers break on extra fields); combined_timing adds the request's
+// duration in microseconds; json is one object per line with host, site,
+// status, bytes, duration and a request id as well.
+enum class Format { common, combined, combined_timing, json };
+
+// The format a configuration value names.
+Format format_of(config::AccessFormat format) noexcept;
+
+// The line, newline included.
+std::string format(const Entry& entry, Format format);
+// The same line, appended to `out` (a worker's buffer of pending lines).
+void append(std::string& out, const Entry& entry, Format format);
+
+// Sends `fd`, the new descriptor of access log `sink` (0: the main log,
+// else a site's, see worker::Context::site_logs), over the unix datagram
+// socket `channel` (SCM_RIGHTS).
+bool send_fd(int channel, int fd, std::uint32_t sink = 0);
+
+struct Received {
+    std::uint32_t sink = 0;
+    int fd = -1;   // owned by the receiver
+};
+
+// Receives every descriptor waiting on `channel`, the newest per sink (an
+// older one for the same sink is closed): several reopens may have queued
+// several.
+std::vector<Received> receive_fds(int channel);
 
 }  // namespace preforkd::access_log

@@ -14,8 +14,9 @@
 
 #include "preforkd/access_log.hpp"
 #include "preforkd/handoff.hpp"
+#include "preforkd/http/access.hpp"
 #include "preforkd/http/request.hpp"
-#include "preforkd/http/static_file.hpp"
+#include "preforkd/http/site.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::connection {
@@ -51,6 +52,11 @@ struct Env {
     std::function<void()> on_wait;
     // Called once, the first time a wait notices the quit request.
     std::function<void()> on_quit;
+    // Which listener accepted the connection (its index in the
+    // configuration), and the client's address: sites may be bound to
+    // listeners, and locations may allow or deny addresses.
+    int listener = 0;
+    http::ClientAddress client;
     // Hands the connection to the parker with the parcel (kind, clock and
     // bytes filled in here); true if it went, and the connection is then
     // the parker's.  Unset: connections are never parked.
@@ -63,14 +69,16 @@ struct Served {
 };
 
 // Serves `fd` (non-blocking, owned by the caller) until the client or a
-// limit ends the connection, or until it is parked.
+// limit ends the connection, or until it is parked; each request is
+// answered by the site `sites` finds for it.
 Served serve(int fd, const std::string& remote, const Settings& settings,
-             const http::Site& site, Env& env);
+             const http::SiteTable& sites, Env& env);
 
 // Serves a connection the parker handed back: `parcel` holds the bytes read
 // so far (a complete head) and the requests already answered on it; an
 // expired one (its head missed the deadline) gets its 408 and is closed.
+// env.listener and env.client are the connection's, as for serve().
 Served resume(int fd, const handoff::Parcel& parcel, const Settings& settings,
-              const http::Site& site, Env& env);
+              const http::SiteTable& sites, Env& env);
 
 }  // namespace preforkd::connection

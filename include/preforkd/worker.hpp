@@ -8,11 +8,18 @@
 #include "preforkd/access_log.hpp"
 #include "preforkd/config.hpp"
 #include "preforkd/connection.hpp"
-#include "preforkd/http/static_file.hpp"
+#include "preforkd/http/site.hpp"
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::worker {
+
+// A site's own access log, opened by the master like the main one.
+struct SiteLog {
+    int fd = -1;                         // inherited, O_APPEND
+    std::string path;                    // for diagnostics
+    access_log::Format format = access_log::Format::combined;
+};
 
 // Everything a freshly forked worker needs; built by the master.
 struct Context {
@@ -24,16 +31,23 @@ struct Context {
     int access_log_fd = -1;
     std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
-    config::AccessFormat log_format = config::AccessFormat::combined;
+    access_log::Format log_format = access_log::Format::combined;
     std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
     int log_flush_seconds = 1;           // longest a buffered line waits
+    // Site logs: a site whose http::VirtualSite::log is n (n >= 1) writes
+    // to site_logs[n - 1]; 0, or a number without a log here, is the main
+    // log above.  On reopen the master sends each new descriptor with its
+    // sink number n (access_log::send_fd), then bumps board->log_epoch.
+    std::vector<SiteLog> site_logs;
     int channel = -1;                    // unix datagram socket to the master
     int park = -1;                       // to the parker (-1: parking off)
     int ready = -1;                      // from the parker: connections ready to serve
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
     connection::Settings settings;
-    http::Site site;
+    // The sites this worker answers; one default site serving http.root
+    // unless the configuration has sites.
+    http::SiteTable sites{http::Site{}};
 };
 
 // Runs the worker until it is told to stop or reaches max_requests; never

@@ -30,6 +30,7 @@
 #include <optional>
 
 #include "preforkd/http/fields.hpp"
+#include "preforkd/http/host.hpp"
 
 namespace preforkd::http {
 namespace {
@@ -51,17 +52,12 @@ bool is_token(std::string_view s) noexcept
 
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
 
-// Host, or the authority of an absolute-form target: reg-name or IP-literal
-// with an optional port.  Only the characters are checked; an empty Host is
-// allowed (RFC 9112 3.2 - a client with no authority to name sends one).
+// Host, or the authority of an absolute-form target: the RFC 3986 grammar
+// (host.hpp).  An empty Host is refused: RFC 9110 4.2.1 says an http URI
+// with an empty host must be rejected as invalid.
 bool valid_host(std::string_view h) noexcept
 {
-    static constexpr std::string_view extra = "-._~!$&'()*+,;=:[]%";
-    for (char c : h) {
-        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && extra.find(c) == std::string_view::npos) return false;
-    }
-    return true;
+    return valid_authority(h);
 }
 
 // ---- lines ---------------------------------------------------------------

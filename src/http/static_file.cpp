@@ -44,6 +44,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <memory>
 #include <optional>
@@ -122,9 +123,12 @@ struct Context {
     Root root;
 };
 
-Response fail(const Context& c, int status)
+// `why` is the refusal's reason for the diagnostic log (Response::refusal).
+Response fail(const Context& c, int status, std::string why = {})
 {
-    return finish_response(c.x, status_page(c.x, status));
+    Response r = finish_response(c.x, status_page(c.x, status));
+    r.refusal = std::move(why);
+    return r;
 }
 
 // ---- resolution ----------------------------------------------------------
@@ -134,6 +138,7 @@ struct Resolved {
     Fd fd;            // may be closed when `content` holds the bytes
     struct stat st {};
     std::shared_ptr<const std::string> content;   // a small file's bytes
+    std::string why;  // with a 403: the reason, for the diagnostic log
 };
 
 int status_for_errno(int err) noexcept
@@ -173,11 +178,27 @@ bool servable(const struct stat& st) noexcept
     return S_ISREG(st.st_mode) || S_ISDIR(st.st_mode);
 }
 
-Resolved refused(int status)
+Resolved refused(int status, std::string why = {})
 {
     Resolved res;
     res.status = status;
+    res.why = std::move(why);
     return res;
+}
+
+// The refusal for `call` on `path` failing with errno; a missing file is an
+// ordinary 404 and needs no reason.
+Resolved refused_errno(const char* call, const std::string& path)
+{
+    int err = errno;
+    int status = status_for_errno(err);
+    if (status == 404) return refused(404);
+    return refused(status, std::string(call) + "(\"" + path + "\") failed: " + std::strerror(err));
+}
+
+std::string not_servable(const std::string& path)
+{
+    return path + " is neither a regular file nor a directory";
 }
 
 // Opens the normalised `url_path` under the root the portable way, see the
@@ -185,34 +206,45 @@ Resolved refused(int status)
 Resolved resolve_by_realpath(const Root& root, const std::string& url_path)
 {
     if (root.confine && root.real.empty() && !canonical(root.path, root.real))
-        return refused(status_for_errno(errno));
+        return refused_errno("realpath", root.path);
     std::string real;
-    if (!canonical(root.path + url_path, real)) return refused(status_for_errno(errno));
-    if (root.confine && !beneath(real, root.real)) return refused(403);
+    if (!canonical(root.path + url_path, real)) return refused_errno("realpath", root.path + url_path);
+    if (root.confine && !beneath(real, root.real))
+        return refused(403, "symlink " + root.path + url_path + " leads to " + real +
+                                ", outside the root (follow_symlinks is off)");
     Resolved res;
-    if (stat(real.c_str(), &res.st) != 0) return refused(status_for_errno(errno));
-    if (!servable(res.st)) return refused(403);
+    if (stat(real.c_str(), &res.st) != 0) return refused_errno("stat", real);
+    if (!servable(res.st)) return refused(403, not_servable(real));
     res.fd.reset(open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY));
-    if (!res.fd) return refused(status_for_errno(errno));
-    if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st)) return refused(403);
+    if (!res.fd) return refused_errno("open", real);
+    if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st)) return refused(403, not_servable(real));
     return res;
 }
 
 // A descriptor of the root, reopened when older than a second; -1 (errno
-// set) when the root cannot be opened.
+// set) when the root cannot be opened.  One per root a worker serves from
+// (sites, locations with their own root), in a short list: a worker sees
+// few roots, and a list of a few strings is faster than a hash here.
 int root_descriptor(const std::string& path)
 {
-    static Fd fd;
-    static std::string opened_path;
-    static std::int64_t opened_ms = 0;
+    struct Opened {
+        std::string path;
+        Fd fd;
+        std::int64_t ms = 0;
+    };
+    static std::vector<Opened> roots;
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     std::int64_t ms = std::int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
-    if (fd && opened_path == path && ms - opened_ms < 1000) return fd.get();
-    fd.reset(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    opened_path = path;
-    opened_ms = ms;
-    return fd.get();
+    auto it = std::find_if(roots.begin(), roots.end(), [&](const Opened& o) { return o.path == path; });
+    if (it != roots.end() && it->fd && ms - it->ms < 1000) return it->fd.get();
+    if (it == roots.end()) {
+        if (roots.size() >= 64) roots.clear();   // a bound, whatever the configuration
+        it = roots.insert(roots.end(), Opened{path, Fd(), 0});
+    }
+    it->fd.reset(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    it->ms = ms;
+    return it->fd.get();
 }
 
 bool g_no_openat2 = false;   // ENOSYS or EPERM once: never ask again
@@ -250,15 +282,16 @@ void remember(const std::string& rel, Resolved& res)
 enum class Beneath { done, slow_path };
 
 // The fast path: fstatat for the type, openat2(RESOLVE_BENEATH) to open.
-Beneath resolve_beneath(int root_fd, const std::string& url_path, Resolved& res)
+Beneath resolve_beneath(int root_fd, const std::string& root_path, const std::string& url_path,
+                        Resolved& res)
 {
     std::string rel = url_path.size() > 1 ? url_path.substr(1) : ".";
     if (fstatat(root_fd, rel.c_str(), &res.st, 0) != 0) {
-        res = refused(status_for_errno(errno));
+        res = refused_errno("fstatat", root_path + url_path);
         return Beneath::done;
     }
     if (!servable(res.st)) {
-        res = refused(403);
+        res = refused(403, not_servable(root_path + url_path));
         return Beneath::done;
     }
     if (S_ISREG(res.st.st_mode) && (res.content = file_cache().find(rel, res.st)))
@@ -270,11 +303,12 @@ Beneath resolve_beneath(int root_fd, const std::string& url_path, Resolved& res)
     if (fd < 0) {
         if (errno == ENOSYS || errno == EPERM) g_no_openat2 = true;
         if (errno == ENOSYS || errno == EPERM || errno == EXDEV) return Beneath::slow_path;
-        res = refused(status_for_errno(errno));
+        res = refused_errno("openat2", root_path + url_path);
         return Beneath::done;
     }
     res.fd.reset(int(fd));
-    if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st)) res = refused(403);
+    if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st))
+        res = refused(403, not_servable(root_path + url_path));
     else remember(rel, res);
     return Beneath::done;
 }
@@ -284,9 +318,9 @@ Resolved resolve(const Root& root, const std::string& url_path)
 {
     if (root.confine && !g_no_openat2) {
         int root_fd = root_descriptor(root.path);
-        if (root_fd < 0) return refused(status_for_errno(errno));
+        if (root_fd < 0) return refused_errno("open", root.path);
         Resolved res;
-        if (resolve_beneath(root_fd, url_path, res) == Beneath::done) return res;
+        if (resolve_beneath(root_fd, root.path, url_path, res) == Beneath::done) return res;
     }
     return resolve_by_realpath(root, url_path);
 }
@@ -522,10 +556,11 @@ Response serve_directory(const Context& c, const std::string& url_path, const Re
         std::string candidate = normalize_path(url_path + name);
         Resolved index = resolve(c.root, candidate);
         if (index.status == 404 || (index.status == 0 && !S_ISREG(index.st.st_mode))) continue;
-        if (index.status) return fail(c, index.status);
+        if (index.status) return fail(c, index.status, std::move(index.why));
         return serve_file(c, candidate, index);
     }
-    if (!c.x.site.autoindex) return fail(c, 403);
+    if (!c.x.site.autoindex)
+        return fail(c, 403, "directory " + c.root.path + url_path + " has no index file and autoindex is off");
     return listing(c, url_path, dir);
 }
 
@@ -535,7 +570,7 @@ Response serve(Context& c)
     if (!decoded) return fail(c, 400);
     std::string url_path = normalize_path(*decoded);
     Resolved res = resolve(c.root, url_path);
-    if (res.status) return fail(c, res.status);
+    if (res.status) return fail(c, res.status, std::move(res.why));
     if (S_ISDIR(res.st.st_mode)) return serve_directory(c, url_path, res);
     return serve_file(c, url_path, res);
 }

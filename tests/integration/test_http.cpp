@@ -710,7 +710,9 @@ Test(http, post_body_pipelined_before_get_405_then_200, .timeout = 20) {
 
 // ---- access log ------------------------------------------------------------------
 
-Test(http, access_log_line_is_combined_format_with_microseconds, .timeout = 20) {
+// "combined" is exactly the standard Combined Log Format: strict parsers
+// break on a field after the User-Agent (the timing is combined_timing's).
+Test(http, access_log_line_is_standard_combined_format, .timeout = 20) {
     Daemon d = started();
     std::string req = "GET /x.txt?from=itest HTTP/1.1\r\nHost: localhost\r\n"
                       "Referer: http://referer.example/page\r\nUser-Agent: itest-agent/2.0\r\n"
@@ -736,13 +738,11 @@ Test(http, access_log_line_is_combined_format_with_microseconds, .timeout = 20) 
     }
     static const std::regex combined(
         R"re(127\.0\.0\.1 - - \[[0-9]{2}/[A-Z][a-z]{2}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4}\] )re"
-        R"re("GET /x\.txt\?from=itest HTTP/1\.1" 200 20 "http://referer\.example/page" "itest-agent/2\.0" ([0-9]+))re");
+        R"re("GET /x\.txt\?from=itest HTTP/1\.1" 200 20 "http://referer\.example/page" "itest-agent/2\.0")re");
     std::smatch m;
     D_ASSERT(d, std::regex_match(ok_line, m, combined),
-             "access log line not in combined format with microseconds:\n'%s'\nwhole log:\n%s",
+             "access log line not in the standard combined format:\n'%s'\nwhole log:\n%s",
              ok_line.c_str(), text.c_str());
-    long micros = std::stol(m[1].str());
-    D_ASSERT(d, micros >= 0 && micros < 5000000, "request time %ld us is not plausible", micros);
 
     // A hostile User-Agent cannot add fields to the line.
     D_ASSERT(d, missing_line.find("\"GET /missing.txt HTTP/1.1\" 404 ") != std::string::npos,

@@ -63,6 +63,9 @@ struct Response {
     std::uint64_t file_length = 0;
     std::vector<FilePart> parts;   // ... or, when not empty, these parts of it
     bool close = false;        // connection closes after this response
+    // Why a 401, 403 or 404 was given ("fstatat(\"/srv/www/a\") failed:
+    // Permission denied"), for the diagnostic log; never sent.
+    std::string refusal;
     std::uint64_t body_bytes() const noexcept
     {
         std::uint64_t n = body.size() + file_length;
