@@ -46,7 +46,8 @@ endif
 
 # HAVE_BUILD_DEPS: what building preforkd needs; HAVE_DEPS: that and what the
 # tests and `make run` need.
-HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exists $(PKGS) 2>/dev/null
+HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exists $(PKGS) 2>/dev/null \
+                   && [ -r /usr/include/crypt.h ]
 HAVE_DEPS  := $(HAVE_BUILD_DEPS) && pkg-config --exists criterion 2>/dev/null \
               && command -v curl >/dev/null && command -v clang++ >/dev/null \
               && command -v mandoc >/dev/null && [ -r /etc/mime.types ]

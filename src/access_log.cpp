@@ -180,7 +180,11 @@ Fd open(const config::Config& config)
 {
     if (mode_of(config) != Mode::file)
         return Fd();
-    const std::string& path = config.log.access_log;
+    return open_path(config.log.access_log);
+}
+
+Fd open_path(const std::string& path)
+{
     Fd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, kCreateMode));
     if (fd)
         give_rotation_owner(fd.get());

@@ -14,6 +14,7 @@
 
 #include "preforkd/cli.hpp"
 #include "preforkd/config.hpp"
+#include "preforkd/site_setup.hpp"
 #include "preforkd/daemon.hpp"
 #include "preforkd/listener.hpp"
 #include "preforkd/log.hpp"
@@ -102,6 +103,8 @@ int send_signal(const cli::Options& o, const std::string& pid_file)
 int check(const config::Config& c, const cli::Options& o)
 {
     std::vector<std::string> problems = config::check_environment(c);
+    for (std::string& p : site_setup::check(c))
+        problems.push_back(std::move(p));
     if (!problems.empty()) {
         print_errors(problems);
         return kExitFailure;
@@ -117,6 +120,8 @@ int serve(config::Config c, const cli::Options& o)
 {
     log::open(c.log.facility_code, c.log.level_priority, o.foreground);
     std::vector<std::string> problems = config::check_environment(c);
+    for (std::string& p : site_setup::check(c))
+        problems.push_back(std::move(p));
     if (!problems.empty()) {
         for (const std::string& p : problems)
             log::err(p);

@@ -119,29 +119,6 @@ void raise_descriptor_limit(const config::Config& c)
 
 }  // namespace
 
-// As settings_of(): every field named, taken from the configuration.
-http::Site make_site(const config::Config& config, const http::MimeMap& mime)
-{
-    std::string root = config.http.root;
-    // Inside a chroot the root is seen from the new "/".
-    const std::string& jail = config.chroot;
-    if (!jail.empty() && root.rfind(jail, 0) == 0)
-        root = root.substr(jail.size());
-    while (root.size() > 1 && root.back() == '/')
-        root.pop_back();
-    return http::Site{
-        .root = root,
-        .index = config.http.index,
-        .autoindex = config.http.autoindex,
-        .server_tokens = config.http.server_tokens,
-        .mime = &mime,
-        .default_type = config.http.default_type,
-        .follow_symlinks = config.http.follow_symlinks,
-        .gzip_static = config.http.gzip_static,
-        .max_ranges = std::size_t(config.http.max_ranges),
-    };
-}
-
 Master::Master(config::Config config, cli::Options options, Fd& ready_pipe,
                std::vector<listener::Listener> inherited)
     : config_(std::move(config)), options_(std::move(options)), ready_pipe_(ready_pipe),
@@ -193,7 +170,8 @@ void Master::start()
     signals::install_master(wait_mask_);
     raise_descriptor_limit(config_);
     identity_ = privileges::resolve(config_);
-    mime_ = http::load_mime_types(config_.http.mime_types);
+    mime_ = std::make_shared<const http::MimeMap>(http::load_mime_types(config_.http.mime_types));
+    sites_ = site_setup::build(config_, *mime_);
     access_log_ = access_log::open(config_);
     // Before the listeners: whether workers wait in epoll decides how the
     // listeners are tuned.
@@ -439,7 +417,9 @@ void Master::become_worker(int slot, Fd channel)
     c.max_requests = config_.workers.max_requests;
     c.identity = identity_;
     c.settings = settings_of(config_);
-    c.sites = http::SiteTable(make_site(config_, mime_));
+    c.sites = *sites_.table;
+    for (const site_setup::LogFile& l : sites_.logs)
+        c.site_logs.push_back({l.fd.get(), l.path, l.format});
     worker::run(c);
 }
 
@@ -470,6 +450,8 @@ void Master::spawn_parker()
         for (listener::Listener& l : listeners_)
             l.fd.reset();   // not close_listeners(): the socket files stay
         access_log_.reset();
+        for (site_setup::LogFile& l : sites_.logs)
+            l.fd.reset();
         queues_.park_worker.reset();
         queues_.ready_worker.reset();
         parker::become(queues_, board_, identity_);
@@ -826,23 +808,42 @@ void Master::adjust_floor(int delta)
     next_tick_ms_ = 0;
 }
 
+// The main log and every site's own, all or none: a failure keeps every old
+// file.  Site logs go to the current generation only, whose sink numbers
+// they are; a draining generation keeps writing its old files until it ends.
 void Master::reopen_logs()
 {
-    if (access_log::mode_of(config_) != access_log::Mode::file)
+    bool main_file = access_log::mode_of(config_) == access_log::Mode::file;
+    if (!main_file && sites_.logs.empty())
         return;
     Fd fresh;
+    std::vector<Fd> site_logs;
     try {
-        fresh = access_log::open(config_);
+        if (main_file)
+            fresh = access_log::open(config_);
+        site_logs = site_setup::reopen(sites_);
     } catch (const std::exception& e) {
-        log::err(std::string("reopening logs failed, keeping the old file: ") + e.what());
+        log::err(std::string("reopening logs failed, keeping the old files: ") + e.what());
         return;
     }
-    for (WorkerInfo& w : workers_)
-        if (w.pid && !access_log::send_fd(w.channel.get(), fresh.get()))
-            log::warning("could not pass the reopened log to worker " + std::to_string(w.pid));
+    for (WorkerInfo& w : workers_) {
+        if (!w.pid)
+            continue;
+        bool sent = !main_file || access_log::send_fd(w.channel.get(), fresh.get(), 0);
+        for (std::size_t i = 0; sent && w.generation == generation_ && i < site_logs.size(); ++i)
+            sent = access_log::send_fd(w.channel.get(), site_logs[i].get(), std::uint32_t(i + 1));
+        if (!sent)
+            log::warning("could not pass the reopened logs to worker " + std::to_string(w.pid));
+    }
     board_->log_epoch.fetch_add(1, std::memory_order_release);
-    access_log_ = std::move(fresh);
-    log::notice("reopened " + config_.log.access_log);
+    if (main_file) {
+        access_log_ = std::move(fresh);
+        log::notice("reopened " + config_.log.access_log);
+    }
+    for (std::size_t i = 0; i < site_logs.size(); ++i) {
+        sites_.logs[i].fd = std::move(site_logs[i]);
+        log::notice("reopened " + sites_.logs[i].path);
+    }
 }
 
 // ---- reload -----------------------------------------------------------------
@@ -881,7 +882,10 @@ void Master::check_in_child(int out) const
     int code = 1;
     try {
         config::Config checked = config::load_file(options_.config_file);
-        answer = join(config::check_environment(checked), "; ");
+        std::vector<std::string> problems = config::check_environment(checked);
+        for (std::string& p : site_setup::check(checked))
+            problems.push_back(std::move(p));
+        answer = join(problems, "; ");
         if (answer.empty()) {
             answer = config::dump(checked);
             code = 0;
@@ -946,7 +950,8 @@ Reload Master::prepare_reload()
     for (const std::string& kept : config::keep_until_restart(config_, r.config))
         log::warning(kept);
     r.identity = privileges::resolve(r.config);
-    r.mime = http::load_mime_types(r.config.http.mime_types);
+    r.mime = std::make_shared<const http::MimeMap>(http::load_mime_types(r.config.http.mime_types));
+    r.sites = site_setup::build(r.config, *r.mime);
     r.access_log = access_log::open(r.config);
     for (const std::string& text : r.config.listen) {
         listener::ParseResult p = listener::parse(text);
@@ -985,6 +990,7 @@ void Master::commit_reload(Reload next)
     tune_listeners();
     identity_ = std::move(next.identity);
     mime_ = std::move(next.mime);
+    sites_ = std::move(next.sites);
     access_log_ = std::move(next.access_log);
     log::configure(config_.log.facility_code, config_.log.level_priority);
     raise_descriptor_limit(config_);

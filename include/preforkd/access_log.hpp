@@ -29,6 +29,8 @@ Mode mode_of(const config::Config& config);
 // `create` line gives the next one).
 // Throws std::system_error naming open and the path.
 Fd open(const config::Config& config);
+// The same for a site's own log file at `path`.
+Fd open_path(const std::string& path);
 
 struct Entry {
     std::string_view remote;        // client address

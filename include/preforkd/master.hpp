@@ -13,6 +13,7 @@
 #include <csignal>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +28,7 @@
 #include "preforkd/pool.hpp"
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
+#include "preforkd/site_setup.hpp"
 
 namespace preforkd::master {
 
@@ -44,7 +46,8 @@ struct WorkerInfo {
 struct Reload {
     config::Config config;
     privileges::Identity identity;
-    http::MimeMap mime;
+    std::shared_ptr<const http::MimeMap> mime;   // its address is in `sites`
+    site_setup::Sites sites;
     Fd access_log;
     std::vector<listener::Listener> fresh;   // listeners opened for this reload
 };
@@ -128,7 +131,8 @@ private:
     std::vector<listener::Listener> listeners_;
     std::vector<listener::Listener> inherited_;
     Fd access_log_;
-    http::MimeMap mime_;
+    std::shared_ptr<const http::MimeMap> mime_;   // the site table points into it
+    site_setup::Sites sites_;
     privileges::Identity identity_;
     pidfile::PidFile pid_file_;
     scoreboard::Board* board_ = nullptr;
@@ -159,7 +163,5 @@ private:
     unsigned long reloads_handled_ = 0;
 };
 
-// The site a worker serves, from the configuration and the loaded types.
-http::Site make_site(const config::Config& config, const http::MimeMap& mime);
 
 }  // namespace preforkd::master

@@ -102,10 +102,11 @@ struct Compiler {
         if (const auto& h = pick(site.rules.headers, loc ? &loc->headers : nullptr)) apply_headers(p, *h);
         if (const auto& e = pick(site.rules.expires, loc ? &loc->expires : nullptr)) {
             if (e->kind == Expiry::Kind::seconds && e->seconds < 0) error("expires must not be negative");
-            p.expires = *e;
-            p.cache_control = e->kind == Expiry::Kind::epoch ? "no-cache"
-                              : e->kind == Expiry::Kind::max ? "max-age=315360000"
-                                                              : "max-age=" + std::to_string(e->seconds);
+            p.expires = e->kind == Expiry::Kind::off ? std::nullopt : std::optional<Expiry>(*e);
+            p.cache_control = e->kind == Expiry::Kind::off     ? ""
+                              : e->kind == Expiry::Kind::epoch ? "no-cache"
+                              : e->kind == Expiry::Kind::max   ? "max-age=315360000"
+                                                               : "max-age=" + std::to_string(e->seconds);
         }
         if (const auto& cc = pick(site.rules.cache_control, loc ? &loc->cache_control : nullptr)) {
             std::string why;
@@ -114,7 +115,7 @@ struct Compiler {
         }
         if (const auto& r = pick(site.rules.ret, loc ? &loc->ret : nullptr)) {
             std::string why;
-            if (!valid_return(*r, why)) error(why);
+            if (r->status != 0 && !valid_return(*r, why)) error(why);
             p.ret = *r;
         }
         if (const auto& d = pick(site.rules.deny_hidden, loc ? &loc->deny_hidden : nullptr))
@@ -123,7 +124,7 @@ struct Compiler {
         if (loc && has_hidden_segment(location_path)) p.open_prefix = location_path.size();
         if (const auto& a = pick(site.rules.access, loc ? &loc->access : nullptr)) p.access = *a;
         if (const auto& a = pick(site.rules.auth, loc ? &loc->auth : nullptr))
-            p.auth = std::make_shared<const BasicAuth>(*a);
+            p.auth = a->realm.empty() ? nullptr : std::make_shared<const BasicAuth>(*a);
         if (const auto& pages = pick(site.rules.error_pages, loc ? &loc->error_pages : nullptr))
             for (const ErrorPage& e : *pages) {
                 if (!e.page.starts_with('/')) error("error_page \"" + e.page + "\" must start with /");

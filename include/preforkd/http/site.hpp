@@ -38,9 +38,10 @@ struct Return {
 };
 
 // `expires`: a number of seconds from now, or nginx's "epoch" (already
-// expired: Cache-Control no-cache) and "max" (ten years).
+// expired: Cache-Control no-cache) and "max" (ten years); "off" sends
+// neither field, so a location can drop what its site sets.
 struct Expiry {
-    enum class Kind { seconds, epoch, max };
+    enum class Kind { seconds, epoch, max, off };
     Kind kind = Kind::seconds;
     std::int64_t seconds = 0;
 };
@@ -62,10 +63,10 @@ struct RuleSpec {
     std::optional<std::vector<std::string>> headers;   // "Name: value", added to every response
     std::optional<std::string> cache_control;        // Cache-Control on 200, 206, 304
     std::optional<Expiry> expires;                   // Expires, and Cache-Control unless set
-    std::optional<Return> ret;
+    std::optional<Return> ret;                       // status 0: none, over the site's
     std::optional<bool> deny_hidden;                 // default true
     std::optional<std::vector<AccessRule>> access;   // allow and deny, first match wins
-    std::optional<BasicAuth> auth;
+    std::optional<BasicAuth> auth;                   // empty realm: none, over the site's
     std::optional<std::vector<ErrorPage>> error_pages;
 };
 
