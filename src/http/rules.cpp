@@ -253,7 +253,7 @@ Response answer(const Request& req, const Visit& v)
     const Policy& p = site.locate(uri);
     if (std::optional<Response> early = gate(req, v, p, uri))
         return decorate(req, v, p, std::move(*early));
-    Response r = p.alias_prefix.empty() ? respond(req, p.files, v.close, v.body)
+    Response r = p.alias_prefix.empty() ? respond(req, p.files, v.close, v.body, &uri)
                                         : serve_alias(req, v, p, uri, v.close);
     if (r.status == 404 && r.refusal.empty() && climbs_above_root(*decoded))
         r.refusal = "path " + *decoded + " climbs outside the root; looked for " + uri;

@@ -191,18 +191,22 @@ const Policy& VirtualSite::locate(std::string_view path) const
 {
     if (!has_locations) return defaults;
     if (auto it = exact_.find(path); it != exact_.end()) return it->second;
-    for (const auto& [prefix, policy] : prefixes_)
-        if (path.starts_with(prefix)) return policy;
+    for (const auto& [length, map] : prefixes_) {
+        if (length > path.size()) continue;
+        if (auto it = map.find(path.substr(0, length)); it != map.end()) return it->second;
+    }
     return defaults;
 }
 
 bool VirtualSite::add_location(std::string path, bool exact, Policy policy)
 {
     if (exact) return exact_.emplace(std::move(path), std::move(policy)).second;
-    for (const auto& e : prefixes_)
-        if (e.first == path) return false;
-    prefixes_.emplace_back(std::move(path), std::move(policy));
-    return true;
+    std::size_t length = path.size();
+    auto it = std::find_if(prefixes_.begin(), prefixes_.end(),
+                           [&](const auto& bucket) { return bucket.first <= length; });
+    if (it == prefixes_.end() || it->first != length)
+        it = prefixes_.insert(it, {length, Map{}});
+    return it->second.emplace(std::move(path), std::move(policy)).second;
 }
 
 SiteTable::SiteTable(Site files)

@@ -121,6 +121,7 @@ struct Context {
     const Request& req;
     Exchange x;
     Root root;
+    const std::string* url_path = nullptr;   // decoded and normalised already
 };
 
 // `why` is the refusal's reason for the diagnostic log (Response::refusal).
@@ -566,9 +567,14 @@ Response serve_directory(const Context& c, const std::string& url_path, const Re
 
 Response serve(Context& c)
 {
-    std::optional<std::string> decoded = percent_decode(c.req.path);
-    if (!decoded) return fail(c, 400);
-    std::string url_path = normalize_path(*decoded);
+    std::string url_path;
+    if (c.url_path) {
+        url_path = *c.url_path;
+    } else {
+        std::optional<std::string> decoded = percent_decode(c.req.path);
+        if (!decoded) return fail(c, 400);
+        url_path = normalize_path(*decoded);
+    }
     Resolved res = resolve(c.root, url_path);
     if (res.status) return fail(c, res.status, std::move(res.why));
     if (S_ISDIR(res.st.st_mode)) return serve_directory(c, url_path, res);
@@ -592,12 +598,13 @@ Response not_allowed(const Context& c)
 
 }  // namespace
 
-Response respond(const Request& request, const Site& site, bool close, UnreadBody body)
+Response respond(const Request& request, const Site& site, bool close, UnreadBody body,
+                 const std::string* url_path)
 {
     Method method = classify(request.method);
     bool closing = close || !request.wants_keep_alive() || body_forces_close(request, body);
     Context c{request, Exchange{site, request.version_minor, closing, method == Method::head},
-              Root{site.root, {}, !site.follow_symlinks}};
+              Root{site.root, {}, !site.follow_symlinks}, url_path};
     switch (method) {
     case Method::get:
     case Method::head:

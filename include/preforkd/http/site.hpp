@@ -116,7 +116,7 @@ struct VirtualSite {
     // The location for a decoded, normalised path.
     const Policy& locate(std::string_view path) const;
     // Adds a location while the table is compiled; false when `path` is
-    // there already.  Prefixes must be added longest first.
+    // there already.  Prefixes may come in any order.
     bool add_location(std::string path, bool exact, Policy policy);
 
     struct Hash {
@@ -127,8 +127,12 @@ struct VirtualSite {
         }
     };
 private:
-    std::unordered_map<std::string, Policy, Hash, std::equal_to<>> exact_;
-    std::vector<std::pair<std::string, Policy>> prefixes_;   // longest first
+    using Map = std::unordered_map<std::string, Policy, Hash, std::equal_to<>>;
+    Map exact_;
+    // Prefixes by length, longest first: a lookup costs one hash probe per
+    // distinct prefix length (usually two or three), not a compare per
+    // location.
+    std::vector<std::pair<std::size_t, Map>> prefixes_;
 };
 
 class SiteTable {

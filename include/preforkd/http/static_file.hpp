@@ -86,8 +86,11 @@ enum class UnreadBody { close_connection, discard };
 // Answers a complete request.  `close` forces "Connection: close" (shutdown,
 // reload, keepalive_requests reached, or the client asked); the response's
 // own `close` is then true.  HEAD gets the same head as GET and no body.
+// `url_path`, when given, is request.path already percent-decoded and
+// normalised (the site rules did it to find the location): not done twice.
 Response respond(const Request& request, const Site& site, bool close,
-                 UnreadBody body = UnreadBody::close_connection);
+                 UnreadBody body = UnreadBody::close_connection,
+                 const std::string* url_path = nullptr);
 
 // An error response (small HTML body, Connection: close) for a status the
 // parser or the loop decided, e.g. 400, 408, 431.
