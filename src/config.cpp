@@ -55,7 +55,7 @@ using Setting = libconfig::Setting;
 // --- the schema ----------------------------------------------------------
 
 constexpr std::string_view kTopKeys[] = {"user",   "group",     "pid_file", "chroot", "listen",
-                                         "unix_mode", "defer_accept", "workers", "http", "log"};
+                                         "unix_mode", "defer_accept", "sandbox", "workers", "http", "log"};
 constexpr std::string_view kWorkerKeys[] = {"start",        "min_spare",        "max_spare",
                                             "max",          "max_requests",     "graceful_timeout",
                                             "watchdog_timeout", "cpu_scheduling"};
@@ -556,6 +556,7 @@ void Loader::load_top(const Setting& root)
     load_listen(root);
     load_unix_mode(root);
     read_int(root, "defer_accept", config_.defer_accept, 0, 600);
+    read_bool(root, "sandbox", config_.sandbox);
 }
 
 void Loader::load_workers(const Setting* g)
@@ -1080,7 +1081,8 @@ std::string dump(const Config& c)
       << "chroot = " << literal(c.chroot) << ";\n"
       << "listen = " << literal_list(c.listen, '(', ')') << ";\n"
       << "unix_mode = " << literal(c.unix_mode) << ";\n"
-      << "defer_accept = " << c.defer_accept << ";\n\n";
+      << "defer_accept = " << c.defer_accept << ";\n"
+      << "sandbox = " << bool_literal(c.sandbox) << ";\n\n";
     dump_workers(o, c.workers);
     o << "\n";
     dump_http(o, c.http);

@@ -9,7 +9,10 @@
 // signal is blocked except while the worker waits, so the request in
 // progress is never interrupted.  SIGTERM ends it at once.  If the master
 // dies, the kernel sends SIGQUIT (PR_SET_PDEATHSIG), so no orphan keeps
-// serving an old configuration.
+// serving an old configuration.  After the privilege drop and before the
+// first accept() it confines itself (sandbox.hpp): a forbidden system call
+// then raises SIGSYS, whose handler records the call in the worker's slot
+// for the master's log and lets the signal kill the worker.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>
@@ -27,6 +30,7 @@
 
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
+#include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 
 namespace preforkd::worker {
@@ -188,6 +192,8 @@ private:
     void write_lines(const std::string& lines);
     void refresh_log_fd();
     void close_listeners();
+    std::vector<std::string> readable_roots() const;
+    void confine();
 
     Context& c_;
     scoreboard::Slot& slot_;
@@ -212,6 +218,31 @@ void Worker::start()
     if (c_.listeners.size() > 1)
         epoll_ = make_epoll(c_.listeners);
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
+    confine();
+}
+
+// Every directory of this generation a request may read beneath.
+std::vector<std::string> Worker::readable_roots() const
+{
+    return {c_.site.root};
+}
+
+// The last step before serving.  A mechanism the kernel lacks is said once
+// for the whole pool (the board remembers), not once per worker.
+void Worker::confine()
+{
+    if (!c_.sandbox)
+        return;
+    sandbox::record_forbidden_calls(slot_.sandbox_call);
+    sandbox::Outcome o = sandbox::install(readable_roots());
+    slot_.sandboxed.store(std::uint8_t((o.seccomp ? scoreboard::kSeccomp : 0) |
+                                       (o.landlock ? scoreboard::kLandlock : 0)));
+    if ((o.seccomp && o.landlock) || c_.board->sandbox_gap_said.exchange(true))
+        return;
+    if (!o.landlock)
+        log::warning("sandbox: landlock not available (ABI " + std::to_string(o.landlock_abi) + ")");
+    if (!o.seccomp)
+        log::warning("sandbox: seccomp not available (" + sys_message("seccomp_load", "", o.seccomp_error) + ")");
 }
 
 void Worker::loop()

@@ -30,6 +30,7 @@ struct Context {
     int channel = -1;                    // unix datagram socket to the master
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
+    bool sandbox = true;                 // confine after the drop (sandbox.hpp)
     connection::Settings settings;
     http::Site site;
 };

@@ -44,6 +44,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fcntl.h>
 #include <memory>
 #include <optional>
@@ -63,6 +64,7 @@
 #include "preforkd/http/path.hpp"
 #include "preforkd/http/range.hpp"
 #include "preforkd/http/response.hpp"
+#include "preforkd/log.hpp"
 
 namespace preforkd::http {
 namespace {
@@ -190,6 +192,20 @@ Resolved refused(int status)
     return res;
 }
 
+// A file that exists but may not be opened (mode bits, or a followed symlink
+// leading outside every root the worker's sandbox allows) is a 403 the
+// administrator needs a reason for: said at info, at most once a second.
+void say_refused(const std::string& path, int err)
+{
+    static std::int64_t last_s = -1;
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec == last_s)
+        return;
+    last_s = now.tv_sec;
+    log::info("403: open(\"" + path + "\") refused: " + std::strerror(err));
+}
+
 // Opens the normalised `url_path` under the root the portable way, see the
 // file comment.
 Resolved resolve_by_realpath(const Root& root, const std::string& url_path)
@@ -203,6 +219,7 @@ Resolved resolve_by_realpath(const Root& root, const std::string& url_path)
     if (stat(real.c_str(), &res.st) != 0) return refused(status_for_errno(errno));
     if (!servable(res.st)) return refused(403);
     res.fd.reset(open(real.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY));
+    if (!res.fd && errno == EACCES) say_refused(real, errno);
     if (!res.fd) return refused(status_for_errno(errno));
     if (fstat(res.fd.get(), &res.st) != 0 || !servable(res.st)) return refused(403);
     return res;
