@@ -211,6 +211,8 @@ void Worker::start()
     slot_.pid.store(::getpid());
     setup_signals();
     proctitle::set("preforkd: worker process");
+    if (c_.sandbox)
+        sandbox::prepare();
     privileges::drop(c_.identity);
     // After the drop: changing credentials clears the parent-death signal.
     watch_master(master);

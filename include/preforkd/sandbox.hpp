@@ -19,6 +19,11 @@ struct Outcome {
     int seccomp_error = 0;    // errno of the failed seccomp load, when !seccomp
 };
 
+// Opens, while the process still may, what it needs later and the sandbox
+// would refuse: in sanitizer builds, the runtime's report file; nothing
+// otherwise.  Call before the privilege drop; install() calls it too.
+void prepare();
+
 // Confines the calling process for the rest of its life, after the privilege
 // drop and before the first accept().  Reading is allowed beneath each of
 // `roots` (directories as the process sees them, after any chroot; a root
