@@ -42,8 +42,7 @@
 // does not reach (a large malloc, a clock without vDSO) are kept.
 // Sanitizer builds add what their runtime calls (kSanitizerAllowed, from the
 // same run under ASan+UBSan: mmap 4k, clock_gettime 166, pipe2 141,
-// sigaltstack 90), and the runtime's report file is opened before the
-// privilege drop (prepare()).
+// sigaltstack 90), and their reports go to stderr (prepare()).
 //
 // Rejected: a list of forbidden calls (a new kernel's call would be
 // allowed), SECCOMP_RET_KILL_PROCESS (the master could not name the call),
@@ -57,6 +56,7 @@
 #include <linux/landlock.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -108,10 +108,11 @@ constexpr const char* kAllowed[] = {
 };
 
 // Extra calls of the ASan/UBSan runtime in sanitizer builds, measured the
-// same way: its alternate signal stack, and the pipe through which UBSan's
-// vptr check asks whether memory is readable (refused, it reports objects
-// as having an invalid vptr).
-constexpr const char* kSanitizerAllowed[] = {"sigaltstack", "pipe2", "pipe"};
+// same way and with a report forced from inside the sandbox: its alternate
+// signal stack, the pipe through which UBSan's vptr check asks whether
+// memory is readable (refused, it reports objects as having an invalid
+// vptr), and a futex of its report path.
+constexpr const char* kSanitizerAllowed[] = {"sigaltstack", "pipe2", "pipe", "futex"};
 
 // Calls a sanitizer runtime makes to start its symbolizer at report time:
 // they fail instead of trapping, so the report is written unsymbolized
@@ -234,6 +235,8 @@ int install_seccomp(bool landlock)
             f.add(SCMP_ACT_ALLOW, name);
         for (const char* name : kSanitizerRefused)
             f.add(SCMP_ACT_ERRNO(EPERM), name);
+        // Whether the report may be coloured: "not a terminal".
+        f.add(SCMP_ACT_ERRNO(ENOTTY), "ioctl", SCMP_A1(SCMP_CMP_EQ, TCGETS));
     }
     int rc = f.load();
     if (rc == -EINVAL || rc == -ENOSYS)
@@ -275,12 +278,14 @@ void record_forbidden_calls(std::atomic<std::int32_t>& where)
 }
 
 // A sanitizer runtime opens its report file (log_path.PID) only when it
-// first reports, which the sandbox, or a dropped privilege, would refuse.
-// Asking for its name opens it now (and ends the process if it cannot).
+// first reports, which the sandbox, or a dropped privilege, would refuse
+// (and it dies of the refusal).  A confined process reports to stderr
+// instead, which the daemon's output already collects; opening the file
+// early would leave an empty one behind for every worker.
 void prepare()
 {
 #if defined(__SANITIZE_ADDRESS__)
-    (void)__sanitizer_get_report_path();
+    __sanitizer_set_report_fd(reinterpret_cast<void*>(std::uintptr_t(STDERR_FILENO)));
 #endif
 }
 

@@ -19,9 +19,10 @@ struct Outcome {
     int seccomp_error = 0;    // errno of the failed seccomp load, when !seccomp
 };
 
-// Opens, while the process still may, what it needs later and the sandbox
-// would refuse: in sanitizer builds, the runtime's report file; nothing
-// otherwise.  Call before the privilege drop; install() calls it too.
+// Readies, while the process still may, what it needs later and the
+// sandbox would refuse: in sanitizer builds, reports go to stderr rather
+// than to a file opened at report time; nothing otherwise.  Call before
+// the privilege drop; install() calls it too.
 void prepare();
 
 // Confines the calling process for the rest of its life, after the privilege
