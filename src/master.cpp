@@ -29,6 +29,7 @@
 #include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/reload_status.hpp"
+#include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 #include "preforkd/worker.hpp"
 
@@ -63,6 +64,22 @@ std::string exit_text(pid_t pid, int status)
         return text + " exited on signal " + std::to_string(WTERMSIG(status)) + " (" +
                strsignal(WTERMSIG(status)) + ")";
     return text + " exited with status " + std::to_string(WEXITSTATUS(status));
+}
+
+// A worker's exit as the log says it: a death by SIGSYS names the call its
+// sandbox trapped, as the worker's handler recorded it in the slot; a
+// SIGSYS with nothing recorded (sent from outside) is said as a signal.
+std::string exit_text(pid_t pid, int status, const scoreboard::Slot& slot)
+{
+    std::int32_t call = slot.sandbox_call.load() - 1;
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS)
+        return exit_text(pid, status);
+    std::string text = "worker " + std::to_string(pid);
+    if (call < 0)
+        return text + " killed by SIGSYS";
+    std::string name = sandbox::syscall_name(call);
+    return text + " killed by its sandbox (system call " +
+           (name.empty() ? std::to_string(call) : name) + ")";
 }
 
 std::string join(const std::vector<std::string>& lines, const char* sep)
@@ -303,9 +320,10 @@ void Master::on_worker_exit(int slot, int status)
     bool expected = w.quit_sent_ms != 0 || w.killed || phase_ != Phase::running;
     // A clean exit is routine (a reload retires every worker, max_requests
     // recycles them): debug.  What the master caused otherwise is notice.
-    log::write(clean ? LOG_DEBUG : expected ? LOG_NOTICE : LOG_WARNING, exit_text(w.pid, status));
+    std::string text = exit_text(w.pid, status, s);
+    log::write(clean ? LOG_DEBUG : expected ? LOG_NOTICE : LOG_WARNING, text);
     if (at_startup && !clean && phase_ == Phase::running) {
-        std::string why = s.note[0] ? s.note : exit_text(w.pid, status);
+        std::string why = s.note[0] ? s.note : text;
         if (!started_)
             startup_error_ = "worker could not start: " + why;
         else
@@ -372,6 +390,8 @@ void Master::spawn_worker()
     s.state.store(State::starting);
     s.requests.store(0);
     s.request[0] = s.note[0] = '\0';
+    s.sandboxed.store(0);
+    s.sandbox_call.store(0);
     scoreboard::progress(s);
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -416,6 +436,7 @@ void Master::become_worker(int slot, Fd channel)
     c.channel = channel.release();
     c.max_requests = config_.workers.max_requests;
     c.identity = identity_;
+    c.sandbox = config_.sandbox;
     c.settings = settings_of(config_);
     c.sites = *sites_.table;
     for (const site_setup::LogFile& l : sites_.logs)

@@ -9,7 +9,10 @@
 // signal is blocked except while the worker waits, so the request in
 // progress is never interrupted.  SIGTERM ends it at once.  If the master
 // dies, the kernel sends SIGQUIT (PR_SET_PDEATHSIG), so no orphan keeps
-// serving an old configuration.
+// serving an old configuration.  After the privilege drop and before the
+// first accept() it confines itself (sandbox.hpp): a forbidden system call
+// then raises SIGSYS, whose handler records the call in the worker's slot
+// for the master's log and lets the signal kill the worker.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>
@@ -28,6 +31,7 @@
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
+#include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 
 namespace preforkd::worker {
@@ -210,6 +214,8 @@ private:
     void refresh_log_fds();
     void close_listeners();
     bool logging() const;
+    std::vector<std::string> readable_roots() const;
+    void confine();
 
     Context& c_;
     scoreboard::Slot& slot_;
@@ -226,6 +232,8 @@ void Worker::start()
     slot_.pid.store(::getpid());
     setup_signals();
     proctitle::set("preforkd: worker process");
+    if (c_.sandbox)
+        sandbox::prepare();
     privileges::drop(c_.identity);
     // After the drop: changing credentials clears the parent-death signal.
     watch_master(master);
@@ -236,6 +244,32 @@ void Worker::start()
     sinks_.push_back(Sink{c_.access_log_fd, c_.access_log_path, c_.log_format, {}, false, 0});
     for (const SiteLog& l : c_.site_logs)
         sinks_.push_back(Sink{l.fd, l.path, l.format, {}, false, 0});
+    confine();
+}
+
+// Every directory of this generation a request may read beneath: each
+// site's root, and each location's root or alias.
+std::vector<std::string> Worker::readable_roots() const
+{
+    return c_.sites.roots();
+}
+
+// The last step before serving.  A mechanism the kernel lacks is said once
+// for the whole pool (the board remembers), not once per worker.
+void Worker::confine()
+{
+    if (!c_.sandbox)
+        return;
+    sandbox::record_forbidden_calls(slot_.sandbox_call);
+    sandbox::Outcome o = sandbox::install(readable_roots());
+    slot_.sandboxed.store(std::uint8_t((o.seccomp ? scoreboard::kSeccomp : 0) |
+                                       (o.landlock ? scoreboard::kLandlock : 0)));
+    if ((o.seccomp && o.landlock) || c_.board->sandbox_gap_said.exchange(true))
+        return;
+    if (!o.landlock)
+        log::warning("sandbox: landlock not available (ABI " + std::to_string(o.landlock_abi) + ")");
+    if (!o.seccomp)
+        log::warning("sandbox: seccomp not available (" + sys_message("seccomp_load", "", o.seccomp_error) + ")");
 }
 
 void Worker::loop()

@@ -182,6 +182,7 @@ struct Config {
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
     int defer_accept = 1;             // TCP_DEFER_ACCEPT seconds, 0 = off
+    bool sandbox = true;              // seccomp + Landlock in every worker
     Workers workers;
     Http http;
     Log log;

@@ -37,7 +37,15 @@ struct Slot {
     std::atomic<std::int64_t> progress_ms;   // CLOCK_MONOTONIC of last progress
     char request[160];                       // current request line
     char note[160];                          // why a worker failed to start
+    // Sandbox (sandbox.hpp): kSeccomp | kLandlock as far as they took effect,
+    // and the number + 1 of the system call it trapped (0: none), written by
+    // the worker's SIGSYS handler for the master's exit log.
+    std::atomic<std::uint8_t> sandboxed;
+    std::atomic<std::int32_t> sandbox_call;
 };
+
+inline constexpr std::uint8_t kSeccomp = 1;
+inline constexpr std::uint8_t kLandlock = 2;
 
 struct Board {
     std::atomic<std::uint32_t> log_epoch;    // bumped when logs are reopened
@@ -54,6 +62,9 @@ struct Board {
     // ready queue still holds before they exit, instead of leaving it to the
     // next generation.
     std::atomic<bool> stopping;
+    // Set by the first worker that found a sandbox mechanism missing, so
+    // the pool says it once.
+    std::atomic<bool> sandbox_gap_said;
 };
 
 // Maps a zeroed board shared with every future child.  Throws on failure.

@@ -44,6 +44,7 @@ struct Context {
     int ready = -1;                      // from the parker: connections ready to serve
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
+    bool sandbox = true;                 // confine after the drop (sandbox.hpp)
     connection::Settings settings;
     // The sites this worker answers; one default site serving http.root
     // unless the configuration has sites.

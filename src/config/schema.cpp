@@ -93,6 +93,8 @@ constexpr Key kKeys[] = {
      .doc = "permissions of unix: sockets, an octal string"},
     {.group = "", .name = "defer_accept", .kind = Kind::integer, .lo = 0, .hi = 600,
      .field = IN_CONFIG(defer_accept), .doc = "TCP_DEFER_ACCEPT seconds, 0 = off"},
+    {.group = "", .name = "sandbox", .kind = Kind::boolean,
+     .field = IN_CONFIG(sandbox), .doc = "seccomp and Landlock in every worker"},
     {.group = "", .name = "workers", .kind = Kind::group, .doc = "the worker pool"},
     {.group = "", .name = "http", .kind = Kind::group, .doc = "HTTP limits and the default site"},
     {.group = "", .name = "log", .kind = Kind::group, .doc = "diagnostic and access logs"},

@@ -198,6 +198,28 @@ const Policy& VirtualSite::locate(std::string_view path) const
     return defaults;
 }
 
+void VirtualSite::roots(std::vector<std::string>& out) const
+{
+    auto add = [&](const Policy& p) {
+        if (std::find(out.begin(), out.end(), p.files.root) == out.end())
+            out.push_back(p.files.root);
+    };
+    add(defaults);
+    for (const auto& [path, policy] : exact_)
+        add(policy);
+    for (const auto& [length, map] : prefixes_)
+        for (const auto& [path, policy] : map)
+            add(policy);
+}
+
+std::vector<std::string> SiteTable::roots() const
+{
+    std::vector<std::string> out;
+    for (const VirtualSite& v : sites_)
+        v.roots(out);
+    return out;
+}
+
 bool VirtualSite::add_location(std::string path, bool exact, Policy policy)
 {
     if (exact) return exact_.emplace(std::move(path), std::move(policy)).second;

@@ -64,6 +64,7 @@
 #include "preforkd/http/path.hpp"
 #include "preforkd/http/range.hpp"
 #include "preforkd/http/response.hpp"
+#include "preforkd/log.hpp"
 
 namespace preforkd::http {
 namespace {

@@ -118,6 +118,8 @@ struct VirtualSite {
     // Adds a location while the table is compiled; false when `path` is
     // there already.  Prefixes may come in any order.
     bool add_location(std::string path, bool exact, Policy policy);
+    // Appends the root of the defaults and of every location.
+    void roots(std::vector<std::string>& out) const;
 
     struct Hash {
         using is_transparent = void;
@@ -149,6 +151,10 @@ public:
     // HTTP/1.0 request without one) on listener `listener`.
     const VirtualSite& find(std::string_view host, int listener) const;
     const VirtualSite& default_site() const noexcept { return sites_[default_]; }
+    // Every directory a request may be served from: each site's root and
+    // each location's root or alias, once each (a worker's sandbox allows
+    // reading beneath these and nothing else).
+    std::vector<std::string> roots() const;
     std::size_t size() const noexcept { return sites_.size(); }
 
 private:
