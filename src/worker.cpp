@@ -258,6 +258,7 @@ std::vector<std::string> Worker::readable_roots() const
 // for the whole pool (the board remembers), not once per worker.
 void Worker::confine()
 {
+    http::open_roots(readable_roots());
     if (!c_.sandbox)
         return;
     sandbox::record_forbidden_calls(slot_.sandbox_call);

@@ -599,6 +599,12 @@ Response not_allowed(const Context& c)
 
 }  // namespace
 
+void open_roots(const std::vector<std::string>& roots)
+{
+    for (const std::string& root : roots)
+        root_descriptor(root);
+}
+
 Response respond(const Request& request, const Site& site, bool close, UnreadBody body,
                  const std::string* url_path)
 {

@@ -92,6 +92,11 @@ Response respond(const Request& request, const Site& site, bool close,
                  UnreadBody body = UnreadBody::close_connection,
                  const std::string* url_path = nullptr);
 
+// Opens the descriptors of these roots now rather than at their first
+// request, so that a worker's descriptors do not change with the requests
+// it happens to get (a worker keeps one per root, up to 64).
+void open_roots(const std::vector<std::string>& roots);
+
 // An error response (small HTML body, Connection: close) for a status the
 // parser or the loop decided, e.g. 400, 408, 431.
 Response error_response(int status, const Site& site, bool head_only = false);
