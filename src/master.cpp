@@ -220,7 +220,7 @@ void Master::open_listeners()
         listener::ParseResult p = listener::parse(text);
         if (!p.address)
             throw std::runtime_error(p.error);
-        listeners_.push_back(bind_or_adopt(*p.address, config_.unix_mode_bits));
+        listeners_.push_back(bind_or_adopt(*p.address, config_));
         log::notice("listening on " + display_name(listeners_.back()));
     }
     // A socket systemd passed for an address the configuration does not
@@ -263,12 +263,14 @@ void Master::tune_listeners()
 
 // Socket activation: a socket systemd bound for this address is used as is
 // (systemd keeps its copy, so it survives our restarts); otherwise we bind.
-listener::Listener Master::bind_or_adopt(const listener::Address& address, int unix_mode)
+listener::Listener Master::bind_or_adopt(const listener::Address& address,
+                                         const config::Config& c)
 {
     auto same = [&](const listener::Listener& l) { return l.address.canonical == address.canonical; };
     auto it = std::find_if(inherited_.begin(), inherited_.end(), same);
     if (it == inherited_.end())
-        return listener::open(address, unix_mode);
+        return listener::open(address,
+                              listener::unix_access(c.unix_mode_bits, c.unix_owner, c.unix_group));
     listener::Listener l = std::move(*it);
     inherited_.erase(it);
     log::info("using the socket passed by systemd for " + address.canonical);
@@ -956,7 +958,7 @@ Reload Master::prepare_reload()
             return l.address.canonical == p.address->canonical;
         });
         if (!kept)
-            r.fresh.push_back(bind_or_adopt(*p.address, r.config.unix_mode_bits));
+            r.fresh.push_back(bind_or_adopt(*p.address, r.config));
     }
     return r;
 }

@@ -181,6 +181,8 @@ struct Config {
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
+    std::string unix_owner;           // owner of unix: sockets, "" = the master's
+    std::string unix_group;           // their group, "" = the master's
     int defer_accept = 1;             // TCP_DEFER_ACCEPT seconds, 0 = off
     Workers workers;
     Http http;
@@ -222,7 +224,8 @@ std::vector<Site> effective_sites(const Config& config);
 
 // What -t checks beyond syntax and values: every root exists and is a
 // directory, user and group exist, the mime types file is readable, each
-// access log's directory exists.  Returns every problem found (empty = ok).
+// access log's directory exists, so do the unix_owner and unix_group, the
+// pid file's directory and the directory of every unix: listener.  Returns every problem found (empty = ok).
 std::vector<std::string> check_environment(const Config& config);
 
 // Every key the loader accepts, as dotted names taken from the key table

@@ -119,7 +119,7 @@ private:
     void tune_listeners();
     void apply_cpu_scheduling();
     void publish_reload_outcome();
-    listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
+    listener::Listener bind_or_adopt(const listener::Address& address, const config::Config& c);
     void announce_status();
 
     config::Config config_;

@@ -49,16 +49,30 @@ bool lookup_failed_for_real(int error)
     return error != 0 && error != ENOENT && error != ESRCH && error != EBADF && error != EPERM;
 }
 
-void check_user(std::vector<std::string>& problems, const Config& c)
+void check_user_name(std::vector<std::string>& problems, const std::string& key,
+                     const std::string& name)
 {
     errno = 0;
-    if (!c.user.empty() && !::getpwnam(c.user.c_str()))
-        problems.push_back("user " + in_quotes(c.user) + ": " +
+    if (!name.empty() && !::getpwnam(name.c_str()))
+        problems.push_back(key + " " + in_quotes(name) + ": " +
                            (lookup_failed_for_real(errno) ? errno_text(errno) : "no such user"));
+}
+
+void check_group_name(std::vector<std::string>& problems, const std::string& key,
+                      const std::string& name)
+{
     errno = 0;
-    if (!c.group.empty() && !::getgrnam(c.group.c_str()))
-        problems.push_back("group " + in_quotes(c.group) + ": " +
+    if (!name.empty() && !::getgrnam(name.c_str()))
+        problems.push_back(key + " " + in_quotes(name) + ": " +
                            (lookup_failed_for_real(errno) ? errno_text(errno) : "no such group"));
+}
+
+void check_user(std::vector<std::string>& problems, const Config& c)
+{
+    check_user_name(problems, "user", c.user);
+    check_group_name(problems, "group", c.group);
+    check_user_name(problems, "unix_owner", c.unix_owner);
+    check_group_name(problems, "unix_group", c.unix_group);
 }
 
 void check_log_directory(std::vector<std::string>& problems, const std::string& what,
