@@ -1,8 +1,8 @@
 // environment.cpp - what -t checks beyond the text (check_environment()).
 //
 // A configuration can be well-formed and still not start: a root that does
-// not exist, a user the system does not know, an access log whose directory
-// is missing.  These are checked by -t, at start and in a reload's checking
+// not exist, a user the system does not know, an access log, pid file or
+// unix socket whose directory is missing.  These are checked by -t, at start and in a reload's checking
 // child, and reported all at once, each naming the key and the path.
 #include "preforkd/config.hpp"
 
@@ -107,6 +107,26 @@ void check_sites(std::vector<std::string>& problems, const Config& c)
     }
 }
 
+// The master creates its pid file and its unix sockets at start, but not
+// the directories they go in: a missing one would fail the start (or a
+// reload adding a socket) after -t said "ok".
+void check_runtime_directories(std::vector<std::string>& problems, const Config& c)
+{
+    auto parent = [](const std::string& path) {
+        std::string dir = fs::path(path).parent_path().string();
+        return dir.empty() ? std::string("/") : dir;
+    };
+    check_directory(problems, "pid_file directory", parent(c.pid_file));
+    std::set<std::string> seen;
+    for (const std::string& entry : c.listen) {
+        if (entry.rfind("unix:", 0) != 0)
+            continue;
+        std::string dir = parent(entry.substr(5));
+        if (seen.insert(dir).second)
+            check_directory(problems, "listen " + in_quotes(entry) + " directory", dir);
+    }
+}
+
 }  // namespace
 
 std::vector<std::string> check_environment(const Config& c)
@@ -119,6 +139,7 @@ std::vector<std::string> check_environment(const Config& c)
     check_user(problems, c);
     check_readable(problems, "http.mime_types", c.http.mime_types);
     check_log_directory(problems, "log.access_log", c.log.access_log);
+    check_runtime_directories(problems, c);
     check_sites(problems, c);
     return problems;
 }

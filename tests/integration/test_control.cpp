@@ -65,3 +65,26 @@ Test(control, config_test_reports_an_unknown_unix_owner_and_group) {
     cr_assert(contains(r.err, "unix_group \"no-such-group-x\": no such group"), "%s",
               r.err.c_str());
 }
+
+// ---- -t and the runtime directories -------------------------------------------
+
+Test(control, config_test_reports_missing_pid_file_and_socket_directories) {
+    Options o;
+    Daemon d = Daemon::prepare(o);
+    o.listen = {"127.0.0.1:0", "unix:" + d.path("sockets/http.sock")};
+    std::string text = config_text(o);
+    std::string was = "pid_file = \"preforkd.pid\";";
+    text.replace(text.find(was), was.size(), "pid_file = \"run/preforkd.pid\";");
+    d.write_config_text(text);
+    RunResult r = run({daemon_binary(), "-t", "-c", d.conf}, d.dir);
+    cr_assert_eq(r.status, 1, "exit %d, stdout: %s", r.status, r.out.c_str());
+    cr_assert(contains(r.err, "pid_file directory \"" + d.path("run") +
+                                  "\": No such file or directory"), "%s", r.err.c_str());
+    cr_assert(contains(r.err, "directory \"" + d.path("sockets") + "\": No such file or directory"),
+              "%s", r.err.c_str());
+    make_dir(d.path("run"));
+    make_dir(d.path("sockets"));
+    r = run({daemon_binary(), "-t", "-c", d.conf}, d.dir);
+    cr_assert_eq(r.status, 0, "exit %d, stderr: %s", r.status, r.err.c_str());
+    cr_assert(contains(r.out, "configuration ok"), "%s", r.out.c_str());
+}

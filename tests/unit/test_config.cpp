@@ -366,3 +366,25 @@ Test(config, check_environment_accepts_a_sound_setup)
                         "log.access_log directory \"" + g_dir +
                             "/logs\": No such file or directory"}));
 }
+
+Test(config, check_environment_reports_missing_pid_file_and_socket_directories)
+{
+    write_file(g_dir + "/mime.types", "text/html html\n");
+    Config c;
+    c.http.root = g_dir;
+    c.http.mime_types = g_dir + "/mime.types";
+    c.log.access_log = "off";
+    c.pid_file = g_dir + "/run/preforkd.pid";
+    c.listen = {"127.0.0.1:8080", "unix:" + g_dir + "/sockets/a.sock",
+                "unix:" + g_dir + "/sockets/b.sock", "unix:" + g_dir + "/here.sock"};
+    c.unix_owner = "no-such-user-preforkd";
+    assert_text(joined(check_environment(c)),
+                joined({"unix_owner \"no-such-user-preforkd\": no such user",
+                        "pid_file directory \"" + g_dir + "/run\": No such file or directory",
+                        "listen \"unix:" + g_dir + "/sockets/a.sock\" directory \"" + g_dir +
+                            "/sockets\": No such file or directory"}));
+    c.pid_file = g_dir + "/preforkd.pid";
+    c.listen = {"unix:" + g_dir + "/here.sock"};
+    c.unix_owner = "root";
+    assert_text(joined(check_environment(c)), "");
+}
