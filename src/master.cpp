@@ -435,6 +435,7 @@ void Master::become_worker(int slot, Fd channel)
     c.access_log_path = config_.log.access_log;
     c.log_mode = access_log::mode_of(config_);
     c.log_format = config_.log.access_format;
+    c.log_priority = access_log::syslog_priority(config_);
     c.log_buffer = std::size_t(config_.log.access_buffer);
     c.log_flush_seconds = config_.log.access_flush;
     c.channel = channel.release();

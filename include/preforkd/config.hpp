@@ -81,6 +81,9 @@ struct Log {
     std::string syslog_facility = "daemon";
     int facility_code = 3 << 3;            // LOG_DAEMON, derived
     std::string access_log = "/var/log/preforkd/access.log";  // path, "syslog", "off"
+    // Where access_log = "syslog" sends its lines, apart from the diagnostics.
+    std::string access_syslog_facility = "daemon";
+    int access_facility_code = 3 << 3;     // LOG_DAEMON, derived
     AccessFormat access_format = AccessFormat::combined;
     int access_buffer = 16384;   // bytes a worker gathers per write; 0: a write per line
     int access_flush = 1;        // seconds a gathered line waits at most

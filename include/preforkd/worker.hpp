@@ -25,6 +25,7 @@ struct Context {
     std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
     config::AccessFormat log_format = config::AccessFormat::combined;
+    int log_priority = (3 << 3) | 6;     // syslog mode: access_log::syslog_priority()
     std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
     int log_flush_seconds = 1;           // longest a buffered line waits
     int channel = -1;                    // unix datagram socket to the master

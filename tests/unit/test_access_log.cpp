@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <syslog.h>
 #include <string>
 
 #include "preforkd/access_log.hpp"
@@ -112,4 +113,18 @@ Test(access_log, numbers_are_written_whole_in_both_bases)
     out += ' ';
     preforkd::http::append_unsigned(out, 0xde0b6b3a764007b, 16);
     cr_assert_str_eq(out.c_str(), "0 18446744073709551615 0 ffffffffffffffff de0b6b3a764007b");
+}
+
+// What a worker in syslog mode passes to syslog(3): level info, at the
+// access log's own facility, whatever the diagnostics' facility is.
+Test(access_log, syslog_lines_use_the_access_facility_at_info)
+{
+    preforkd::config::Config c = preforkd::config::load_string(
+        "log = { syslog_facility = \"local1\"; access_log = \"syslog\";"
+        " access_syslog_facility = \"local6\"; };");
+    cr_assert(access_log::mode_of(c) == access_log::Mode::syslog);
+    int priority = access_log::syslog_priority(c);
+    cr_assert_eq(LOG_FAC(priority) << 3, LOG_LOCAL6);
+    cr_assert_eq(LOG_PRI(priority), LOG_INFO);
+    cr_assert_eq(access_log::syslog_priority(preforkd::config::Config{}), LOG_DAEMON | LOG_INFO);
 }
