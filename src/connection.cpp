@@ -212,6 +212,7 @@ bool send_response(Conn& c, http::Response& r)
 void log_request(Conn& c, const http::Request* req, std::string_view line, int status,
                  std::uint64_t bytes, std::int64_t started_us)
 {
+    c.env.slot->bytes.fetch_add(bytes, std::memory_order_relaxed);
     if (!c.env.log)
         return;
     timespec now;
@@ -537,6 +538,7 @@ void linger(Conn& c)
 
 Served run(Conn& c)
 {
+    scoreboard::set_text(c.env.slot->client, c.remote);   // for preforkd -s status
     while (serve_one(c)) {
     }
     if (!c.parked)

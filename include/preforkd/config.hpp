@@ -180,6 +180,7 @@ struct Config {
     std::string user;            // "" = not set
     std::string group;           // "" = not set
     std::string pid_file = "/run/preforkd.pid";
+    std::string control_socket;  // "" = beside pid_file (control::path_of)
     std::string chroot;          // "" = none
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
     std::string unix_mode = "0666";   // permissions of unix: listening sockets

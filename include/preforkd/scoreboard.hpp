@@ -37,6 +37,10 @@ struct Slot {
     std::atomic<std::int64_t> progress_ms;   // CLOCK_MONOTONIC of last progress
     char request[160];                       // current request line
     char note[160];                          // why a worker failed to start
+    // For preforkd -s status (control.hpp):
+    std::atomic<std::uint64_t> bytes;        // response body bytes sent
+    char client[160];                        // address of the current client
+    std::atomic<std::int64_t> state_since_ms;   // CLOCK_MONOTONIC of the last state change
 };
 
 struct Board {
@@ -62,7 +66,10 @@ Board* create();
 // CLOCK_MONOTONIC in milliseconds.
 std::int64_t now_ms() noexcept;
 
-// Worker side: its own slot.
+// Master side, before a fork: a fresh slot's status figures.
+void clear_status(Slot& slot) noexcept;
+
+// Worker side: its own slot.  set_state() notes when the state changed.
 void set_state(Slot& slot, State state) noexcept;
 void progress(Slot& slot) noexcept;
 void set_text(char (&field)[160], std::string_view text) noexcept;

@@ -117,6 +117,8 @@ void check_runtime_directories(std::vector<std::string>& problems, const Config&
         return dir.empty() ? std::string("/") : dir;
     };
     check_directory(problems, "pid_file directory", parent(c.pid_file));
+    if (!c.control_socket.empty())   // else it goes beside the pid file
+        check_directory(problems, "control_socket directory", parent(c.control_socket));
     std::set<std::string> seen;
     for (const std::string& entry : c.listen) {
         if (entry.rfind("unix:", 0) != 0)

@@ -78,7 +78,7 @@ Test(cli, unknown_signal_word_is_an_error)
 {
     Result r = run({"-s", "restart"});
     cr_assert_str_eq(r.error.c_str(),
-                     "unknown signal name \"restart\" (stop, quit, reload, reopen)");
+                     "unknown signal name \"restart\" (stop, quit, reload, reopen, status)");
 }
 
 Test(cli, unknown_option_is_named)
