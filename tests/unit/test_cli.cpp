@@ -108,3 +108,16 @@ Test(cli, usage_lists_every_option)
                             "--pid-file", "--version", "--help"})
         cr_assert(u.find(opt) != std::string::npos, "usage lacks %s", opt);
 }
+
+Test(cli, status_takes_json_and_json_needs_status)
+{
+    Result r = run({"-s", "status", "--json"});
+    cr_assert_str_empty(r.error.c_str());
+    cr_assert(r.options.json);
+    cr_assert_str_eq(r.options.signal_word.c_str(), "status");
+    cr_assert(!run({"-s", "status"}).options.json);
+    Result reload = run({"-s", "reload", "--json"});
+    cr_assert_str_eq(reload.error.c_str(), "--json goes with -s status");
+    Result alone = run({"--json"});
+    cr_assert_str_eq(alone.error.c_str(), "--json goes with -s status");
+}
