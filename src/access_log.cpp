@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "preforkd/http/fields.hpp"
@@ -175,6 +176,11 @@ bool give_rotation_owner(int fd)
 }
 
 }  // namespace
+
+int syslog_priority(const config::Config& config)
+{
+    return config.log.access_facility_code | LOG_INFO;
+}
 
 Fd open(const config::Config& config)
 {

@@ -21,6 +21,7 @@ constexpr option kLongOptions[] = {
     {"test", no_argument, nullptr, 't'},
     {"dump", no_argument, nullptr, 'T'},
     {"version", no_argument, nullptr, 'V'},
+    {"json", no_argument, nullptr, 'j'},
     {nullptr, 0, nullptr, 0},
 };
 
@@ -35,19 +36,22 @@ bool apply(int opt, Options& o, std::string& error)
     case 't': o.test = true; return true;
     case 'T': o.dump = true; return true;
     case 'V': o.version = true; return true;
+    case 'j': o.json = true; return true;
     case ':': error = "option requires an argument"; return false;
     default: error = "unknown option"; return false;
     }
 }
 
-std::string check_signal(const std::string& word)
+std::string check_signal(const std::string& word, bool json)
 {
-    if (word.empty())
+    if (json && word != "status")
+        return "--json goes with -s status";
+    if (word.empty() || word == "status")
         return "";
     if (word == "upgrade")
         return "-s upgrade is not supported yet";
     if (signals::from_word(word) == 0)
-        return "unknown signal name \"" + word + "\" (stop, quit, reload, reopen)";
+        return "unknown signal name \"" + word + "\" (stop, quit, reload, reopen, status)";
     return "";
 }
 
@@ -76,19 +80,21 @@ Result parse(int argc, char* const argv[])
         r.error = std::string("unexpected argument: ") + argv[optind];
         return r;
     }
-    r.error = check_signal(r.options.signal_word);
+    r.error = check_signal(r.options.signal_word, r.options.json);
     return r;
 }
 
 std::string usage()
 {
-    return "usage: preforkd [-fhtTV] [-c file] [-p pidfile] [-s signal]\n"
+    return "usage: preforkd [-fhtTV] [-c file] [-p pidfile] [-s signal] [--json]\n"
            "  -c, --config FILE     configuration file (default " SYSCONFDIR
            "/preforkd/preforkd.conf)\n"
            "  -f, --foreground      do not daemonize; diagnostics also go to stderr\n"
            "  -t, --test            check the configuration and exit\n"
            "  -T, --dump            check, then print the effective configuration\n"
-           "  -s, --signal NAME     send stop, quit, reload or reopen to the master\n"
+           "  -s, --signal NAME     send stop, quit, reload or reopen to the master,\n"
+           "                        or ask it for its status\n"
+           "      --json            with -s status: the status as JSON\n"
            "  -p, --pid-file FILE   override pid_file\n"
            "  -V, --version         print the version and exit\n"
            "  -h, --help            print this help and exit\n";

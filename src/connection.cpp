@@ -223,6 +223,7 @@ void log_request(Conn& c, const http::Request* req, std::string_view line, int s
                  std::uint64_t bytes, std::int64_t started_us,
                  const http::VirtualSite* site = nullptr)
 {
+    c.env.slot->bytes.fetch_add(bytes, std::memory_order_relaxed);
     if (!c.env.log)
         return;
     timespec now;
@@ -605,6 +606,7 @@ void linger(Conn& c)
 
 Served run(Conn& c)
 {
+    scoreboard::set_text(c.env.slot->client, c.remote);   // for preforkd -s status
     while (serve_one(c)) {
     }
     if (!c.parked)

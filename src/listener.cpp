@@ -5,7 +5,9 @@
 // Every socket is non-blocking so that workers waiting on several listeners
 // through epoll treat a lost accept() race (EAGAIN) as normal.  A unix socket
 // file left by a crashed server is replaced, but only after a connect() to it
-// is refused: a live server's socket is never stolen.
+// is refused: a live server's socket is never stolen.  Its mode, owner and
+// group are set on the path between bind() and listen(), so that
+// `unix_mode = "0660"` with the group of a local proxy admits that proxy.
 #include "preforkd/listener.hpp"
 
 #include <arpa/inet.h>
@@ -13,6 +15,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdexcept>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/stat.h>
@@ -172,7 +177,26 @@ int domain_of(Family f)
 
 }  // namespace
 
-Listener open(const Address& address, int unix_mode_bits, int backlog)
+UnixAccess unix_access(int mode, const std::string& owner, const std::string& group)
+{
+    UnixAccess a;
+    a.mode = mode;
+    if (!owner.empty()) {
+        const passwd* pw = ::getpwnam(owner.c_str());
+        if (!pw)
+            throw std::runtime_error("unix_owner \"" + owner + "\": no such user");
+        a.owner = pw->pw_uid;
+    }
+    if (!group.empty()) {
+        const struct group* gr = ::getgrnam(group.c_str());
+        if (!gr)
+            throw std::runtime_error("unix_group \"" + group + "\": no such group");
+        a.group = gr->gr_gid;
+    }
+    return a;
+}
+
+Listener open(const Address& address, const UnixAccess& unix, int backlog)
 {
     Listener l;
     l.address = address;
@@ -188,8 +212,13 @@ Listener open(const Address& address, int unix_mode_bits, int backlog)
         throw sys_error("bind", address.canonical);
     if (address.family == Family::unix_path) {
         l.created_path = true;
-        if (::chmod(address.path.c_str(), mode_t(unix_mode_bits)) != 0)
+        if (::chmod(address.path.c_str(), mode_t(unix.mode)) != 0)
             throw sys_error("chmod", address.path);
+        // The path, not the descriptor: fchown() of a socket changes the
+        // inode of the socket object, not the file clients open.
+        if ((unix.owner != uid_t(-1) || unix.group != gid_t(-1)) &&
+            ::chown(address.path.c_str(), unix.owner, unix.group) != 0)
+            throw sys_error("chown", address.path);
     }
     if (::listen(l.fd.get(), backlog) != 0)
         throw sys_error("listen", address.canonical);

@@ -14,6 +14,7 @@
 
 #include "preforkd/cli.hpp"
 #include "preforkd/config.hpp"
+#include "preforkd/control.hpp"
 #include "preforkd/site_setup.hpp"
 #include "preforkd/daemon.hpp"
 #include "preforkd/listener.hpp"
@@ -21,7 +22,6 @@
 #include "preforkd/master.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/pidfile.hpp"
-#include "preforkd/reload_status.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
 
@@ -52,52 +52,60 @@ std::string absolute(const std::string& path)
     return path;
 }
 
-// `-s reload` waits for the master's answer (reload_status.hpp): the count
-// of reloads it has handled moves past the one seen before the signal.
-constexpr int kReloadWaitMs = 30000;
+// `-s reload` and `-s status` talk to the master's control socket
+// (control.hpp); the other words are signals.  Either way the master is
+// first found through its locked pid file, so that "not running" reads the
+// same for every word.
+constexpr int kReloadWaitMs = 60000;   // a reload checks the configuration in a child
+constexpr int kStatusWaitMs = 10000;
 
-int await_reload(pid_t pid, const std::string& status_path, unsigned long seen)
+int ask_master(const cli::Options& o, const std::string& control_path)
 {
-    for (int waited = 0; waited < kReloadWaitMs; waited += 20) {
-        std::optional<reload_status::Outcome> o = reload_status::read(status_path);
-        if (o && o->master == pid && o->count > seen) {
-            if (!o->ok) {
-                std::cerr << "preforkd: reload failed, the running configuration stays: "
-                          << o->message << '\n';
-                return kExitFailure;
-            }
-            std::cout << "preforkd: reload: " << o->message << '\n';
-            return kExitOk;
-        }
-        if (::kill(pid, 0) != 0 && errno == ESRCH) {
-            std::cerr << "preforkd: the master (pid " << pid << ") exited during the reload\n";
-            return kExitFailure;
-        }
-        ::usleep(20000);
+    bool reload = o.signal_word == "reload";
+    std::string command = reload ? "reload" : o.json ? "status json" : "status";
+    std::string error;
+    std::optional<std::string> answer =
+        control::ask(control_path, command, reload ? kReloadWaitMs : kStatusWaitMs, error);
+    if (!answer) {
+        std::cerr << "preforkd: " << error << '\n';
+        return kExitFailure;
     }
-    std::cerr << "preforkd: no answer to the reload from the master (pid " << pid << ") within "
-              << kReloadWaitMs / 1000 << " s; see its log\n";
+    if (answer->empty()) {
+        std::cerr << "preforkd: the master closed " << control_path << " without an answer\n";
+        return kExitFailure;
+    }
+    if (!reload && answer->rfind("error: ", 0) != 0) {
+        std::cout << *answer;
+        return kExitOk;
+    }
+    std::string text = answer->substr(0, answer->find('\n'));
+    if (text.rfind("ok: ", 0) == 0) {
+        std::cout << "preforkd: reload: " << text.substr(4) << '\n';
+        return kExitOk;
+    }
+    if (text.rfind("failed: ", 0) == 0)
+        std::cerr << "preforkd: reload failed, the running configuration stays: " << text.substr(8)
+                  << '\n';
+    else
+        std::cerr << "preforkd: " << text << '\n';
     return kExitFailure;
 }
 
-int send_signal(const cli::Options& o, const std::string& pid_file)
+int send_signal(const cli::Options& o, const std::string& pid_file,
+                const std::string& control_path)
 {
     int number = signals::from_word(o.signal_word);
-    std::string status_path = reload_status::path_for(pid_file);
-    pid_t pid = 0;
-    unsigned long seen = 0;
     try {
-        pid = pidfile::running_master(pid_file);
-        std::optional<reload_status::Outcome> before = reload_status::read(status_path);
-        if (before && before->master == pid)
-            seen = before->count;
+        pid_t pid = pidfile::running_master(pid_file);
+        if (o.signal_word == "status" || number == SIGHUP)
+            return ask_master(o, control_path);
         if (::kill(pid, number) != 0)
             throw sys_error("kill", std::to_string(pid));
     } catch (const std::exception& e) {
         std::cerr << "preforkd: " << e.what() << '\n';
         return kExitFailure;
     }
-    return number == SIGHUP ? await_reload(pid, status_path, seen) : kExitOk;
+    return kExitOk;
 }
 
 int check(const config::Config& c, const cli::Options& o)
@@ -176,8 +184,10 @@ int main(int argc, char** argv)
     }
     if (!o.pid_file.empty())
         o.pid_file = absolute(o.pid_file);
+    // With -p the configuration is not read: the control socket is the
+    // one beside that pid file.
     if (!o.signal_word.empty() && !o.pid_file.empty())
-        return send_signal(o, o.pid_file);
+        return send_signal(o, o.pid_file, control::path_for(o.pid_file));
     o.config_file = absolute(o.config_file);
     config::Config c;
     try {
@@ -189,7 +199,7 @@ int main(int argc, char** argv)
     if (!o.pid_file.empty())
         c.pid_file = o.pid_file;
     if (!o.signal_word.empty())
-        return send_signal(o, c.pid_file);
+        return send_signal(o, c.pid_file, control::path_of(c));
     if (o.test || o.dump)
         return check(c, o);
     return serve(std::move(c), o);

@@ -28,7 +28,6 @@
 #include "preforkd/log.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
-#include "preforkd/reload_status.hpp"
 #include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 #include "preforkd/worker.hpp"
@@ -146,6 +145,7 @@ Master::Master(config::Config config, cli::Options options, Fd& ready_pipe,
 Master::~Master()
 {
     close_listeners();
+    close_control();
 }
 
 // ---- the loop -------------------------------------------------------------
@@ -168,13 +168,13 @@ int Master::run()
         wait_for_event();
     }
     close_listeners();
+    close_control();
     if (!startup_error_.empty()) {
         signal_all(SIGKILL);
         while ((live_workers() > 0 || parker_pid_) && ::waitpid(-1, nullptr, 0) > 0)
             reap_workers();
         throw std::runtime_error(startup_error_);
     }
-    reload_status::remove(reload_status::path_for(config_.pid_file));
     pid_file_.remove();
     log::notice("exiting");
     return 0;
@@ -196,7 +196,7 @@ void Master::start()
         queues_ = parker::make_queues();
     open_listeners();
     pid_file_ = pidfile::PidFile(config_.pid_file);
-    reload_status::remove(reload_status::path_for(config_.pid_file));   // a dead master's
+    open_control();
     board_ = scoreboard::create();
     proctitle::set("preforkd: master process " + proctitle::original());
     log::notice("master process started (pid " + std::to_string(::getpid()) +
@@ -215,7 +215,7 @@ void Master::open_listeners()
         listener::ParseResult p = listener::parse(text);
         if (!p.address)
             throw std::runtime_error(p.error);
-        listeners_.push_back(bind_or_adopt(*p.address, config_.unix_mode_bits));
+        listeners_.push_back(bind_or_adopt(*p.address, config_));
         log::notice("listening on " + display_name(listeners_.back()));
     }
     // A socket systemd passed for an address the configuration does not
@@ -258,12 +258,14 @@ void Master::tune_listeners()
 
 // Socket activation: a socket systemd bound for this address is used as is
 // (systemd keeps its copy, so it survives our restarts); otherwise we bind.
-listener::Listener Master::bind_or_adopt(const listener::Address& address, int unix_mode)
+listener::Listener Master::bind_or_adopt(const listener::Address& address,
+                                         const config::Config& c)
 {
     auto same = [&](const listener::Listener& l) { return l.address.canonical == address.canonical; };
     auto it = std::find_if(inherited_.begin(), inherited_.end(), same);
     if (it == inherited_.end())
-        return listener::open(address, unix_mode);
+        return listener::open(address,
+                              listener::unix_access(c.unix_mode_bits, c.unix_owner, c.unix_group));
     listener::Listener l = std::move(*it);
     inherited_.erase(it);
     log::info("using the socket passed by systemd for " + address.canonical);
@@ -289,7 +291,11 @@ void Master::wait_for_event()
     std::int64_t cap = pressed ? 250 : 1000;
     std::int64_t ms = waiting ? 50 : std::clamp<std::int64_t>(next_tick_ms_ - scoreboard::now_ms(), 1, cap);
     timespec ts{time_t(ms / 1000), long(ms % 1000) * 1000000};
-    ::ppoll(nullptr, 0, &ts, &wait_mask_);
+    // The control socket is the one descriptor waited on; a client is
+    // served here, within bounds of its own (serve_control()).
+    pollfd control{control_.fd.get(), POLLIN, 0};
+    if (::ppoll(&control, 1, &ts, &wait_mask_) > 0 && (control.revents & POLLIN))
+        serve_control();
 }
 
 // ---- workers ----------------------------------------------------------------
@@ -393,6 +399,7 @@ void Master::spawn_worker()
     s.sandboxed.store(0);
     s.sandbox_call.store(0);
     scoreboard::progress(s);
+    scoreboard::clear_status(s);
     pid_t pid = ::fork();
     if (pid == 0) {
         ::close(sv[0]);
@@ -431,6 +438,7 @@ void Master::become_worker(int slot, Fd channel)
     c.access_log_path = config_.log.access_log;
     c.log_mode = access_log::mode_of(config_);
     c.log_format = access_log::format_of(config_.log.access_format);
+    c.log_priority = access_log::syslog_priority(config_);
     c.log_buffer = std::size_t(config_.log.access_buffer);
     c.log_flush_seconds = config_.log.access_flush;
     c.channel = channel.release();
@@ -451,6 +459,8 @@ void Master::close_inherited_in_child()
 {
     pid_file_.forget();
     ready_pipe_.reset();
+    control_.fd.reset();
+    control_client_.reset();
     for (WorkerInfo& w : workers_)
         w.channel.reset();
 }
@@ -731,20 +741,7 @@ void Master::announce_status()
 {
     if (!notify::enabled())
         return;
-    int busy = 0, idle = 0;
-    std::uint64_t served = 0;
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        if (!workers_[i].pid)
-            continue;
-        State st = board_->slots[i].state.load();
-        st == State::idle || st == State::starting ? ++idle : ++busy;
-        served += board_->slots[i].requests.load();
-    }
-    std::string text = std::to_string(busy) + " busy, " + std::to_string(idle) +
-                       " idle workers; " + std::to_string(served) +
-                       " requests served by live workers";
-    if (parker_pid_)
-        text += "; " + std::to_string(board_->parked.load()) + " connections parked";
+    std::string text = control::summary(snapshot());
     if (text != last_status_)
         notify::status(text);
     last_status_ = text;
@@ -943,19 +940,6 @@ void Master::reload()
         log::err("reload failed, keeping the running configuration: " + last_reload_.message);
         notify::ready("reload failed, running generation " + std::to_string(generation_));
     }
-    publish_reload_outcome();
-}
-
-// What `preforkd -s reload` waits for (reload_status.hpp).  Failing to write
-// it costs that command its answer, not the reload.
-void Master::publish_reload_outcome()
-{
-    reload_status::Outcome o{::getpid(), ++reloads_handled_, last_reload_.ok, last_reload_.message};
-    try {
-        reload_status::write(reload_status::path_for(config_.pid_file), o);
-    } catch (const std::exception& e) {
-        log::warning(std::string(e.what()) + "; preforkd -s reload cannot learn the outcome");
-    }
 }
 
 Reload Master::prepare_reload()
@@ -982,7 +966,7 @@ Reload Master::prepare_reload()
             return l.address.canonical == p.address->canonical;
         });
         if (!kept)
-            r.fresh.push_back(bind_or_adopt(*p.address, r.config.unix_mode_bits));
+            r.fresh.push_back(bind_or_adopt(*p.address, r.config));
     }
     return r;
 }
@@ -1015,6 +999,7 @@ void Master::commit_reload(Reload next)
     access_log_ = std::move(next.access_log);
     log::configure(config_.log.facility_code, config_.log.level_priority);
     raise_descriptor_limit(config_);
+    config_loaded_at_ = ::time(nullptr);
 
     std::uint32_t old = generation_++;
     if (live_workers() > 0 && std::find(draining_.begin(), draining_.end(), old) == draining_.end())

@@ -46,9 +46,17 @@ std::int64_t now_ms() noexcept
     return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
+void clear_status(Slot& slot) noexcept
+{
+    slot.bytes.store(0, std::memory_order_relaxed);
+    slot.client[0] = '\0';
+    slot.state_since_ms.store(now_ms(), std::memory_order_relaxed);
+}
+
 void set_state(Slot& slot, State state) noexcept
 {
-    slot.state.store(state, std::memory_order_relaxed);
+    if (slot.state.exchange(state, std::memory_order_relaxed) != state)
+        slot.state_since_ms.store(now_ms(), std::memory_order_relaxed);
     progress(slot);
 }
 

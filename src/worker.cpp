@@ -504,7 +504,7 @@ void Worker::write_log(const access_log::Entry& e)
     if (!site_log && c_.log_mode == access_log::Mode::syslog) {
         std::string line = access_log::format(e, c_.log_format);
         line.pop_back();
-        ::syslog(LOG_INFO, "%s", line.c_str());
+        ::syslog(c_.log_priority, "%s", line.c_str());
         return;
     }
     Sink& sink = sinks_[site_log ? std::size_t(e.sink) : 0];

@@ -24,6 +24,11 @@ enum class Mode { off, file, syslog };
 
 Mode mode_of(const config::Config& config);
 
+// The syslog(3) priority of an access line in mode syslog: info, at
+// log.access_syslog_facility, so that syslog can route the access log
+// apart from the diagnostics (which use log.syslog_facility).
+int syslog_priority(const config::Config& config);
+
 // Opens the file for `config` (mode file), or an empty Fd otherwise.  A
 // file it creates gets mode 0640 and, as root, group adm (what logrotate's
 // `create` line gives the next one).

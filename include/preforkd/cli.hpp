@@ -14,6 +14,7 @@ struct Options {
     bool dump = false;         // -T
     bool version = false;      // -V
     bool help = false;         // -h
+    bool json = false;         // --json, with -s status
 };
 
 struct Result {

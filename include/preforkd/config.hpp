@@ -81,6 +81,9 @@ struct Log {
     std::string syslog_facility = "daemon";
     int facility_code = 3 << 3;            // LOG_DAEMON, derived
     std::string access_log = "/var/log/preforkd/access.log";  // path, "syslog", "off"
+    // Where access_log = "syslog" sends its lines, apart from the diagnostics.
+    std::string access_syslog_facility = "daemon";
+    int access_facility_code = 3 << 3;     // LOG_DAEMON, derived
     AccessFormat access_format = AccessFormat::combined;
     int access_buffer = 16384;   // bytes a worker gathers per write; 0: a write per line
     int access_flush = 1;        // seconds a gathered line waits at most
@@ -177,10 +180,13 @@ struct Config {
     std::string user;            // "" = not set
     std::string group;           // "" = not set
     std::string pid_file = "/run/preforkd.pid";
+    std::string control_socket;  // "" = beside pid_file (control::path_of)
     std::string chroot;          // "" = none
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
+    std::string unix_owner;           // owner of unix: sockets, "" = the master's
+    std::string unix_group;           // their group, "" = the master's
     int defer_accept = 1;             // TCP_DEFER_ACCEPT seconds, 0 = off
     bool sandbox = true;              // seccomp + Landlock in every worker
     Workers workers;
@@ -223,7 +229,8 @@ std::vector<Site> effective_sites(const Config& config);
 
 // What -t checks beyond syntax and values: every root exists and is a
 // directory, user and group exist, the mime types file is readable, each
-// access log's directory exists.  Returns every problem found (empty = ok).
+// access log's directory exists, so do the unix_owner and unix_group, the
+// pid file's directory and the directory of every unix: listener.  Returns every problem found (empty = ok).
 std::vector<std::string> check_environment(const Config& config);
 
 // Every key the loader accepts, as dotted names taken from the key table

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "preforkd/fd.hpp"
 
@@ -42,10 +43,25 @@ struct Listener {
     bool created_path = false;   // unix socket file that we must unlink at exit
 };
 
+// Who may connect to a unix socket file: its mode, and its owner and group
+// (-1: left as bind() made them, the master's).
+struct UnixAccess {
+    int mode = 0666;
+    uid_t owner = uid_t(-1);
+    gid_t group = gid_t(-1);
+};
+
+// The access unix_mode, unix_owner and unix_group ask for ("" = keep).
+// Throws std::runtime_error naming the key when a name is unknown.
+UnixAccess unix_access(int mode, const std::string& owner, const std::string& group);
+
 // Binds and listens (non-blocking, close-on-exec, SO_REUSEADDR, IPV6_V6ONLY
-// for v6).  A stale unix socket file (nobody accepting) is replaced; a live
-// one is an error.  Throws std::system_error naming bind and the address.
-Listener open(const Address& address, int unix_mode_bits, int backlog = 511);
+// for v6).  A unix socket file gets `unix`'s mode, then its owner and group,
+// before listen(): no client can connect before the file is as configured.
+// A stale unix socket file (nobody accepting) is replaced; a live one is an
+// error.  Throws std::system_error naming the call (bind, chmod, chown) and
+// the address or path.
+Listener open(const Address& address, const UnixAccess& unix, int backlog = 511);
 
 // Settings a listener takes from the configuration, applied to bound,
 // inherited and kept sockets alike (so a reload can change them):

@@ -20,6 +20,7 @@
 
 #include "preforkd/cli.hpp"
 #include "preforkd/config.hpp"
+#include "preforkd/control.hpp"
 #include "preforkd/fd.hpp"
 #include "preforkd/http/static_file.hpp"
 #include "preforkd/listener.hpp"
@@ -121,9 +122,16 @@ private:
     void close_listeners();
     void tune_listeners();
     void apply_cpu_scheduling();
-    void publish_reload_outcome();
-    listener::Listener bind_or_adopt(const listener::Address& address, int unix_mode);
+    listener::Listener bind_or_adopt(const listener::Address& address, const config::Config& c);
     void announce_status();
+
+    // The control socket (control.hpp), in master_control.cpp.
+    void open_control();
+    void close_control();
+    void serve_control();
+    std::string control_answer(const std::string& line);
+    std::string control_reload();
+    control::Snapshot snapshot() const;
 
     config::Config config_;
     cli::Options options_;
@@ -160,7 +168,11 @@ private:
     int crash_level_ = 0;
     sigset_t wait_mask_;
     ReloadOutcome last_reload_;
-    unsigned long reloads_handled_ = 0;
+    listener::Listener control_;              // the control socket
+    Fd control_client_;                       // the client being answered
+    std::int64_t started_at_ = 0;             // Unix time of start()
+    std::int64_t started_ms_ = 0;             // CLOCK_MONOTONIC of start()
+    std::int64_t config_loaded_at_ = 0;       // Unix time of the last (re)load
 };
 
 

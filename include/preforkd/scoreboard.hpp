@@ -42,6 +42,10 @@ struct Slot {
     // the worker's SIGSYS handler for the master's exit log.
     std::atomic<std::uint8_t> sandboxed;
     std::atomic<std::int32_t> sandbox_call;
+    // For preforkd -s status (control.hpp):
+    std::atomic<std::uint64_t> bytes;        // response body bytes sent
+    char client[160];                        // address of the current client
+    std::atomic<std::int64_t> state_since_ms;   // CLOCK_MONOTONIC of the last state change
 };
 
 inline constexpr std::uint8_t kSeccomp = 1;
@@ -73,7 +77,10 @@ Board* create();
 // CLOCK_MONOTONIC in milliseconds.
 std::int64_t now_ms() noexcept;
 
-// Worker side: its own slot.
+// Master side, before a fork: a fresh slot's status figures.
+void clear_status(Slot& slot) noexcept;
+
+// Worker side: its own slot.  set_state() notes when the state changed.
 void set_state(Slot& slot, State state) noexcept;
 void progress(Slot& slot) noexcept;
 void set_text(char (&field)[160], std::string_view text) noexcept;

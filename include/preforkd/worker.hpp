@@ -32,6 +32,7 @@ struct Context {
     std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
     access_log::Format log_format = access_log::Format::combined;
+    int log_priority = (3 << 3) | 6;     // syslog mode: access_log::syslog_priority()
     std::size_t log_buffer = 0;          // bytes of lines held before a write; 0: none
     int log_flush_seconds = 1;           // longest a buffered line waits
     // Site logs: a site whose http::VirtualSite::log is n (n >= 1) writes

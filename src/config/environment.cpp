@@ -1,8 +1,8 @@
 // environment.cpp - what -t checks beyond the text (check_environment()).
 //
 // A configuration can be well-formed and still not start: a root that does
-// not exist, a user the system does not know, an access log whose directory
-// is missing.  These are checked by -t, at start and in a reload's checking
+// not exist, a user the system does not know, an access log, pid file or
+// unix socket whose directory is missing.  These are checked by -t, at start and in a reload's checking
 // child, and reported all at once, each naming the key and the path.
 #include "preforkd/config.hpp"
 
@@ -49,16 +49,30 @@ bool lookup_failed_for_real(int error)
     return error != 0 && error != ENOENT && error != ESRCH && error != EBADF && error != EPERM;
 }
 
-void check_user(std::vector<std::string>& problems, const Config& c)
+void check_user_name(std::vector<std::string>& problems, const std::string& key,
+                     const std::string& name)
 {
     errno = 0;
-    if (!c.user.empty() && !::getpwnam(c.user.c_str()))
-        problems.push_back("user " + in_quotes(c.user) + ": " +
+    if (!name.empty() && !::getpwnam(name.c_str()))
+        problems.push_back(key + " " + in_quotes(name) + ": " +
                            (lookup_failed_for_real(errno) ? errno_text(errno) : "no such user"));
+}
+
+void check_group_name(std::vector<std::string>& problems, const std::string& key,
+                      const std::string& name)
+{
     errno = 0;
-    if (!c.group.empty() && !::getgrnam(c.group.c_str()))
-        problems.push_back("group " + in_quotes(c.group) + ": " +
+    if (!name.empty() && !::getgrnam(name.c_str()))
+        problems.push_back(key + " " + in_quotes(name) + ": " +
                            (lookup_failed_for_real(errno) ? errno_text(errno) : "no such group"));
+}
+
+void check_user(std::vector<std::string>& problems, const Config& c)
+{
+    check_user_name(problems, "user", c.user);
+    check_group_name(problems, "group", c.group);
+    check_user_name(problems, "unix_owner", c.unix_owner);
+    check_group_name(problems, "unix_group", c.unix_group);
 }
 
 void check_log_directory(std::vector<std::string>& problems, const std::string& what,
@@ -93,6 +107,28 @@ void check_sites(std::vector<std::string>& problems, const Config& c)
     }
 }
 
+// The master creates its pid file and its unix sockets at start, but not
+// the directories they go in: a missing one would fail the start (or a
+// reload adding a socket) after -t said "ok".
+void check_runtime_directories(std::vector<std::string>& problems, const Config& c)
+{
+    auto parent = [](const std::string& path) {
+        std::string dir = fs::path(path).parent_path().string();
+        return dir.empty() ? std::string("/") : dir;
+    };
+    check_directory(problems, "pid_file directory", parent(c.pid_file));
+    if (!c.control_socket.empty())   // else it goes beside the pid file
+        check_directory(problems, "control_socket directory", parent(c.control_socket));
+    std::set<std::string> seen;
+    for (const std::string& entry : c.listen) {
+        if (entry.rfind("unix:", 0) != 0)
+            continue;
+        std::string dir = parent(entry.substr(5));
+        if (seen.insert(dir).second)
+            check_directory(problems, "listen " + in_quotes(entry) + " directory", dir);
+    }
+}
+
 }  // namespace
 
 std::vector<std::string> check_environment(const Config& c)
@@ -105,6 +141,7 @@ std::vector<std::string> check_environment(const Config& c)
     check_user(problems, c);
     check_readable(problems, "http.mime_types", c.http.mime_types);
     check_log_directory(problems, "log.access_log", c.log.access_log);
+    check_runtime_directories(problems, c);
     check_sites(problems, c);
     return problems;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <ctime>
+#include <syslog.h>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -213,4 +214,18 @@ Test(access_log, reopened_descriptors_arrive_per_log_newest_first)
     cr_expect_eq(ch, 'b');
     cr_expect(access_log::receive_fds(sv[1]).empty());
     for (int fd : {sv[0], sv[1], a[0], a[1], b[0], b[1], c[0], c[1], got[0].fd, got[1].fd}) close(fd);
+}
+
+// What a worker in syslog mode passes to syslog(3): level info, at the
+// access log's own facility, whatever the diagnostics' facility is.
+Test(access_log, syslog_lines_use_the_access_facility_at_info)
+{
+    preforkd::config::Config c = preforkd::config::load_string(
+        "log = { syslog_facility = \"local1\"; access_log = \"syslog\";"
+        " access_syslog_facility = \"local6\"; };");
+    cr_assert(access_log::mode_of(c) == access_log::Mode::syslog);
+    int priority = access_log::syslog_priority(c);
+    cr_assert_eq(LOG_FAC(priority) << 3, LOG_LOCAL6);
+    cr_assert_eq(LOG_PRI(priority), LOG_INFO);
+    cr_assert_eq(access_log::syslog_priority(preforkd::config::Config{}), LOG_DAEMON | LOG_INFO);
 }

@@ -78,7 +78,7 @@ Test(cli, unknown_signal_word_is_an_error)
 {
     Result r = run({"-s", "restart"});
     cr_assert_str_eq(r.error.c_str(),
-                     "unknown signal name \"restart\" (stop, quit, reload, reopen)");
+                     "unknown signal name \"restart\" (stop, quit, reload, reopen, status)");
 }
 
 Test(cli, unknown_option_is_named)
@@ -107,4 +107,17 @@ Test(cli, usage_lists_every_option)
     for (const char* opt : {"--config", "--foreground", "--test", "--dump", "--signal",
                             "--pid-file", "--version", "--help"})
         cr_assert(u.find(opt) != std::string::npos, "usage lacks %s", opt);
+}
+
+Test(cli, status_takes_json_and_json_needs_status)
+{
+    Result r = run({"-s", "status", "--json"});
+    cr_assert_str_empty(r.error.c_str());
+    cr_assert(r.options.json);
+    cr_assert_str_eq(r.options.signal_word.c_str(), "status");
+    cr_assert(!run({"-s", "status"}).options.json);
+    Result reload = run({"-s", "reload", "--json"});
+    cr_assert_str_eq(reload.error.c_str(), "--json goes with -s status");
+    Result alone = run({"--json"});
+    cr_assert_str_eq(alone.error.c_str(), "--json goes with -s status");
 }

@@ -366,3 +366,41 @@ Test(config, check_environment_accepts_a_sound_setup)
                         "log.access_log directory \"" + g_dir +
                             "/logs\": No such file or directory"}));
 }
+
+Test(config, check_environment_reports_missing_pid_file_and_socket_directories)
+{
+    write_file(g_dir + "/mime.types", "text/html html\n");
+    Config c;
+    c.http.root = g_dir;
+    c.http.mime_types = g_dir + "/mime.types";
+    c.log.access_log = "off";
+    c.pid_file = g_dir + "/run/preforkd.pid";
+    c.listen = {"127.0.0.1:8080", "unix:" + g_dir + "/sockets/a.sock",
+                "unix:" + g_dir + "/sockets/b.sock", "unix:" + g_dir + "/here.sock"};
+    c.unix_owner = "no-such-user-preforkd";
+    assert_text(joined(check_environment(c)),
+                joined({"unix_owner \"no-such-user-preforkd\": no such user",
+                        "pid_file directory \"" + g_dir + "/run\": No such file or directory",
+                        "listen \"unix:" + g_dir + "/sockets/a.sock\" directory \"" + g_dir +
+                            "/sockets\": No such file or directory"}));
+    c.pid_file = g_dir + "/preforkd.pid";
+    c.listen = {"unix:" + g_dir + "/here.sock"};
+    c.unix_owner = "root";
+    assert_text(joined(check_environment(c)), "");
+}
+
+Test(config, access_log_has_a_syslog_facility_of_its_own)
+{
+    Config plain = load_string("log = { syslog_facility = \"local1\"; };", "t.conf", g_dir);
+    cr_assert_eq(plain.log.access_facility_code, LOG_DAEMON);
+    Config c = load_string("log = { syslog_facility = \"local1\"; access_log = \"syslog\";\n"
+                           "        access_syslog_facility = \"local5\"; };",
+                           "t.conf", g_dir);
+    cr_assert_eq(c.log.facility_code, LOG_LOCAL1);
+    cr_assert_eq(c.log.access_facility_code, LOG_LOCAL5);
+    assert_contains(dump(c), "  access_syslog_facility = \"local5\";\n");
+    cr_assert(load_string(dump(c), "dump", "/") == c);
+    assert_errors("log = {\n  access_syslog_facility = \"kern\";\n};\n",
+                  {"t.conf:2: log.access_syslog_facility must be one of daemon, user, local0, "
+                   "local1, local2, local3, local4, local5, local6, local7"});
+}

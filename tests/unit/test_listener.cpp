@@ -67,17 +67,17 @@ Test(listener, errors_say_what_is_wrong)
 
 Test(listener, binds_port_zero_and_reports_the_port)
 {
-    l::Listener s = l::open(*l::parse("127.0.0.1:0").address, 0666);
+    l::Listener s = l::open(*l::parse("127.0.0.1:0").address, {0666});
     cr_assert(s.fd.valid());
     cr_assert_neq(l::bound_port(s.fd.get()), 0u);
 }
 
 Test(listener, second_bind_of_a_port_names_the_address)
 {
-    l::Listener first = l::open(*l::parse("127.0.0.1:0").address, 0666);
+    l::Listener first = l::open(*l::parse("127.0.0.1:0").address, {0666});
     std::string again = "127.0.0.1:" + std::to_string(l::bound_port(first.fd.get()));
     try {
-        l::open(*l::parse(again).address, 0666);
+        l::open(*l::parse(again).address, {0666});
         cr_assert_fail("second bind succeeded");
     } catch (const std::system_error& e) {
         std::string expected = "bind(" + again + ") failed: Address already in use";
@@ -92,15 +92,33 @@ Test(listener, stale_unix_socket_is_replaced_live_one_is_not)
     std::string path = std::string(dir) + "/s.sock";
     auto addr = *l::parse("unix:" + path).address;
     {
-        l::Listener live = l::open(addr, 0660);
+        l::Listener live = l::open(addr, {0660});
         struct stat st;
         cr_assert_eq(stat(path.c_str(), &st), 0);
         cr_assert_eq(st.st_mode & 0777, 0660u);
-        cr_assert_throw(l::open(addr, 0660), std::system_error);
+        cr_assert_throw(l::open(addr, {0660}), std::system_error);
     }
     // The first socket is closed but its file remains: a stale socket.
-    l::Listener again = l::open(addr, 0666);
+    l::Listener again = l::open(addr, {0666});
     cr_assert(again.fd.valid());
     unlink(path.c_str());
     rmdir(dir);
+}
+
+Test(listener, unix_access_resolves_names_and_refuses_unknown_ones)
+{
+    l::UnixAccess keep = l::unix_access(0660, "", "");
+    cr_assert_eq(keep.mode, 0660);
+    cr_assert_eq(keep.owner, uid_t(-1));
+    cr_assert_eq(keep.group, gid_t(-1));
+    l::UnixAccess root = l::unix_access(0600, "root", "root");
+    cr_assert_eq(root.owner, uid_t(0));
+    cr_assert_eq(root.group, gid_t(0));
+    try {
+        l::unix_access(0660, "no-such-user-x", "");
+        cr_assert_fail("an unknown user was accepted");
+    } catch (const std::runtime_error& e) {
+        cr_assert_str_eq(e.what(), "unix_owner \"no-such-user-x\": no such user");
+    }
+    cr_assert_throw(l::unix_access(0660, "", "no-such-group-x"), std::runtime_error);
 }
