@@ -86,9 +86,9 @@ std::string pool_line(const Snapshot& s, const Totals& t)
 std::string worker_line(const WorkerRow& w)
 {
     char buf[160];
-    std::snprintf(buf, sizeof buf, "%8d %4u %-10s %6lld %9llu %12llu  %-22s ", int(w.pid),
+    std::snprintf(buf, sizeof buf, "%8d %4u %-10s %6lld %9llu %12llu  %-16s  %-22s ", int(w.pid),
                   unsigned(w.generation), w.state.c_str(), (long long)w.seconds,
-                  (unsigned long long)w.requests, (unsigned long long)w.bytes,
+                  (unsigned long long)w.requests, (unsigned long long)w.bytes, w.sandbox.c_str(),
                   w.client.empty() ? "-" : w.client.c_str());
     return buf + (w.request.empty() ? std::string("-") : w.request) + "\n";
 }
@@ -138,7 +138,8 @@ std::string render_text(const Snapshot& s)
            " bytes, by the live workers\n";
     if (s.workers.empty())
         return out + "\nno workers\n";
-    out += "\n     PID  GEN STATE        SECS  REQUESTS        BYTES  CLIENT                 REQUEST\n";
+    out += "\n     PID  GEN STATE        SECS  REQUESTS        BYTES  SANDBOX           CLIENT"
+           "                 REQUEST\n";
     for (const WorkerRow& w : s.workers)
         out += worker_line(w);
     return out;
@@ -188,7 +189,8 @@ std::string render_json(const Snapshot& s)
         out += std::string(i ? "," : "") + "{\"pid\":" + num(w.pid) + ",\"generation\":" +
                num(w.generation) + ",\"state\":" + json_string(w.state) + ",\"seconds\":" +
                num(w.seconds) + ",\"requests\":" + num(w.requests) + ",\"bytes\":" + num(w.bytes) +
-               ",\"client\":" + json_string(w.client) + ",\"request\":" + json_string(w.request) + "}";
+               ",\"sandbox\":" + json_string(w.sandbox) + ",\"client\":" + json_string(w.client) +
+               ",\"request\":" + json_string(w.request) + "}";
     }
     return out + "]}\n";
 }

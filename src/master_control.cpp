@@ -121,6 +121,12 @@ control::Snapshot Master::snapshot() const
         row.bytes = slot.bytes.load(std::memory_order_relaxed);
         row.client = text_of(slot.client, sizeof slot.client);
         row.request = text_of(slot.request, sizeof slot.request);
+        std::uint8_t confined = slot.sandboxed.load(std::memory_order_relaxed);
+        bool seccomp = confined & scoreboard::kSeccomp, landlock = confined & scoreboard::kLandlock;
+        row.sandbox = seccomp && landlock ? "seccomp+landlock"
+                      : seccomp           ? "seccomp"
+                      : landlock          ? "landlock"
+                                          : "none";
         s.workers.push_back(std::move(row));
     }
     return s;

@@ -52,6 +52,9 @@ struct WorkerRow {
     std::uint64_t bytes = 0;      // response body bytes sent
     std::string client;           // address of the current client, "" if none
     std::string request;          // current or last request line, "" if none
+    // The sandbox in force (sandbox.hpp): "seccomp+landlock", "seccomp",
+    // "landlock" or "none".
+    std::string sandbox = "none";
 };
 
 struct Snapshot {

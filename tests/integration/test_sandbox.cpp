@@ -56,6 +56,13 @@ Test(sandbox, every_worker_is_in_seccomp_filter_mode)
     Response index = http_get(d.port, "/");
     D_ASSERT(d, index.ok && index.status == 200, "GET /: '%s'", index.status_line.c_str());
     D_ASSERT(d, d.count_log("sandbox:") == 0, "this kernel has both mechanisms: no 'sandbox:' line");
+    // -s status says so for each worker.
+    RunResult st = run({daemon_binary(), "-s", "status", "-c", d.conf}, d.dir);
+    size_t confined = 0;
+    for (size_t at = 0; (at = st.out.find(" seccomp+landlock ", at)) != std::string::npos; ++at)
+        ++confined;
+    D_ASSERT(d, st.status == 0 && confined == 3, "-s status shows %zu confined workers:\n%s%s",
+             confined, st.out.c_str(), st.err.c_str());
     NO_SANITIZER_REPORTS();
 }
 
@@ -68,6 +75,10 @@ Test(sandbox, switched_off_workers_are_not_confined)
     RunResult dump = run({daemon_binary(), "-T", "-c", d.conf}, d.dir);
     D_ASSERT(d, dump.status == 0 && dump.out.find("\nsandbox = false;\n") != std::string::npos,
              "preforkd -T does not show 'sandbox = false;':\n%s", dump.out.c_str());
+    RunResult st = run({daemon_binary(), "-s", "status", "-c", d.conf}, d.dir);
+    D_ASSERT(d, st.status == 0 && st.out.find("seccomp") == std::string::npos &&
+                    st.out.find(" none ") != std::string::npos,
+             "-s status with the sandbox off:\n%s%s", st.out.c_str(), st.err.c_str());
     NO_SANITIZER_REPORTS();
 }
 

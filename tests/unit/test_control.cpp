@@ -34,7 +34,8 @@ control::Snapshot sample()
     s.parked = 4;
     s.workers = {
         {.pid = 901, .generation = 2, .state = "draining", .seconds = 7, .requests = 10,
-         .bytes = 5000, .client = "192.0.2.7:50312", .request = "GET /big.iso HTTP/1.1"},
+         .bytes = 5000, .client = "192.0.2.7:50312", .request = "GET /big.iso HTTP/1.1",
+         .sandbox = "seccomp+landlock"},
         {.pid = 902, .generation = 3, .state = "idle", .seconds = 1, .requests = 3, .bytes = 300,
          .client = "", .request = ""},
     };
@@ -72,9 +73,11 @@ Test(control, text_status_has_the_pool_and_a_line_per_worker)
               "%s", t.c_str());
     cr_assert(has(t, "parked: 4 connections\n"), "%s", t.c_str());
     cr_assert(has(t, "totals: 13 requests, 5300 bytes"), "%s", t.c_str());
-    cr_assert(has(t, "     901    2 draining        7        10         5000  192.0.2.7:50312        GET /big.iso HTTP/1.1\n"),
+    cr_assert(has(t, "     901    2 draining        7        10         5000  seccomp+landlock  "
+                     "192.0.2.7:50312        GET /big.iso HTTP/1.1\n"),
               "%s", t.c_str());
-    cr_assert(has(t, "     902    3 idle            1         3          300  -                      -\n"),
+    cr_assert(has(t, "     902    3 idle            1         3          300  none              "
+                     "-                      -\n"),
               "%s", t.c_str());
 }
 
@@ -101,8 +104,9 @@ Test(control, json_status_has_every_field)
         "\"pool\":{\"workers\":2,\"busy\":1,\"idle\":1,\"floor\":6,\"floor_configured\":5,\"max\":64,\"paused\":false}",
         "\"parking\":true,\"parked\":4", "\"totals\":{\"requests\":13,\"bytes\":5300}",
         "{\"pid\":901,\"generation\":2,\"state\":\"draining\",\"seconds\":7,\"requests\":10,"
-        "\"bytes\":5000,\"client\":\"192.0.2.7:50312\",\"request\":\"GET /big.iso HTTP/1.1\"}",
-        "\"client\":\"\",\"request\":\"\"}]}\n"};
+        "\"bytes\":5000,\"sandbox\":\"seccomp+landlock\",\"client\":\"192.0.2.7:50312\","
+        "\"request\":\"GET /big.iso HTTP/1.1\"}",
+        "\"sandbox\":\"none\",\"client\":\"\",\"request\":\"\"}]}\n"};
     for (const char* p : parts)
         cr_assert(has(j, p), "missing %s in %s", p, j.c_str());
 }
