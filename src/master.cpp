@@ -474,6 +474,8 @@ void Master::spawn_parker()
     scoreboard::Slot& s = board_->parker;
     s.state.store(State::starting);
     s.note[0] = '\0';
+    s.sandboxed.store(0);
+    s.sandbox_call.store(0);
     scoreboard::progress(s);
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -485,7 +487,7 @@ void Master::spawn_parker()
             l.fd.reset();
         queues_.park_worker.reset();
         queues_.ready_worker.reset();
-        parker::become(queues_, board_, identity_);
+        parker::become(queues_, board_, identity_, config_.sandbox);
     }
     if (pid < 0) {
         s.state.store(State::empty);
@@ -506,7 +508,7 @@ void Master::on_parker_exit(int status)
 {
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     bool expected = phase_ != Phase::running;
-    std::string text = "parker " + exit_text(parker_pid_, status).substr(7);
+    std::string text = "parker " + exit_text(parker_pid_, status, board_->parker).substr(7);
     log::write(clean || expected ? LOG_INFO : LOG_ERR, text);
     parker_pid_ = 0;
     board_->parker.pid.store(0);

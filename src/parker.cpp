@@ -30,6 +30,7 @@
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
+#include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 
 namespace preforkd::parker {
@@ -345,7 +346,8 @@ Queues make_queues()
     return q;
 }
 
-void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity)
+void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity,
+            bool sandboxed)
 {
     pid_t master = ::getppid();
     signals::reset_for_child();
@@ -373,6 +375,12 @@ void become(const Queues& q, scoreboard::Board* board, const privileges::Identit
         ::prctl(PR_SET_PDEATHSIG, SIGQUIT);   // after the drop, which clears it
         if (::getppid() != master)
             g_quit = 1;
+        if (sandboxed) {
+            sandbox::record_forbidden_calls(slot.sandbox_call);
+            sandbox::Outcome o = sandbox::install({}, sandbox::Profile::parker);
+            slot.sandboxed.store(std::uint8_t((o.seccomp ? scoreboard::kSeccomp : 0) |
+                                               (o.landlock ? scoreboard::kLandlock : 0)));
+        }
         scoreboard::set_state(slot, scoreboard::State::idle);
         Context c;
         c.park = q.park_parker.get();

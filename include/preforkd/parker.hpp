@@ -61,8 +61,10 @@ struct Queues {
 };
 Queues make_queues();
 
-// The parker process, after fork(): signals, title, privilege drop, then the
-// loop in `slot`.  Never returns.
-[[noreturn]] void become(const Queues& q, scoreboard::Board* board, const privileges::Identity& identity);
+// The parker process, after fork(): signals, title, privilege drop, its
+// sandbox when `sandboxed` (sandbox.hpp, Profile::parker: no file access, a
+// list of its own), then the loop in board->parker.  Never returns.
+[[noreturn]] void become(const Queues& q, scoreboard::Board* board,
+                         const privileges::Identity& identity, bool sandboxed);
 
 }  // namespace preforkd::parker

@@ -34,7 +34,10 @@ void prepare();
 // handler first if the call's number should be recorded.  Throws
 // std::system_error naming the call when a mechanism the kernel has fails to
 // install, so a worker never serves half-confined by accident.
-Outcome install(const std::vector<std::string>& roots);
+// The parker (parker.hpp) gets a smaller list of its own and no file access
+// at all: pass Profile::parker and no roots.
+enum class Profile { worker, parker };
+Outcome install(const std::vector<std::string>& roots, Profile profile = Profile::worker);
 
 // Installs the SIGSYS handler of a confined process: a trapped call stores
 // its number + 1 in `where` (shared memory the master reads, such as the

@@ -67,6 +67,10 @@ Test(parking, the_parker_runs_beside_the_workers) {
     D_ASSERT(d, p > 0, "no process titled 'preforkd: parker' under the master");
     D_ASSERT(d, d.workers().size() == 1, "the parker is counted as a worker: %s",
              join(d.workers()).c_str());
+    // Confined like a worker, with its own list (sandbox = true by default).
+    bool confined = wait_until([&] { return proc_status_field(p, "Seccomp") == "2"; });
+    D_ASSERT(d, confined, "the parker is not in seccomp filter mode: Seccomp %s",
+             proc_status_field(p, "Seccomp").c_str());
     NO_SANITIZER_REPORTS();
 }
 
