@@ -61,7 +61,9 @@ void slow_clients(const std::string& mode, int seconds, bool must_stay_available
 
     D_ASSERT(d, s.finished, "slowhttptest did not finish:\n%s", s.output.c_str());
     D_ASSERT(d, s.rows >= 1, "slowhttptest wrote no CSV rows:\n%s", s.output.c_str());
-    D_ASSERT(d, ps.probes >= seconds * 5, "only %ld probes in %d s", ps.probes, seconds);
+    // slowhttptest ends early when the server has closed every attack
+    // connection ("No open connections left"): a second of probes at least.
+    D_ASSERT(d, ps.probes >= 10, "only %ld probes", ps.probes);
     if (must_stay_available) {
         D_ASSERT(d, ps.failed == 0, "%ld of %ld probes failed; first %s", ps.failed, ps.probes,
                  ps.first_failure.c_str());
@@ -98,12 +100,15 @@ Test(parking_numbers, slow_read_1000_connections_reported) {
 // then with it.
 Test(parking_numbers, idle_crowd_10000_plus_wrk, .timeout = 240) {
     if (access("/usr/bin/wrk", X_OK) != 0) cr_skip("wrk is not installed (Debian package wrk)");
-    Options o = pool64();
+    // The pool forked whole at start, so that wrk alone measures no growth.
+    Options o{.start = 64, .min_spare = 4, .max_spare = 64, .max = 64};
     o.keepalive_timeout = 15;
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(64), "want 64 workers, have %zu", d.workers().size());
     const int crowd_n = 10000, wrk_seconds = 10;
 
+    run_wrk(d, d.port, 32, 2);   // warm-up, not measured
     WrkResult alone = run_wrk(d, d.port, 32, wrk_seconds);
     Crowd crowd;
     auto t0 = Clock::now();
