@@ -308,9 +308,13 @@ bench:
 #               under load for 15 s with log rotation, twenty worker kills,
 #               slowloris for 30 s, slowhttptest (Debian package slowhttptest)
 #               slowloris/slow body/slow read, 1,000 aborted 32 MiB downloads,
-#               a 100,000-request + 20-reload leak soak; then the request
-#               parser under libFuzzer for STRESS_FUZZ_SECONDS (default 300).
-#               Loopback only, every loop bounded; about 8 minutes in all.
+#               a 100,000-request + 20-reload leak soak; issue 11's parking
+#               numbers (tests/stress/test_parking.cpp: 1,000 slow clients
+#               of each kind with nginx as reference, 10,000 idle keep-alive
+#               clients beside wrk, reload under load without keep-alive
+#               retries); then the request parser under libFuzzer for
+#               STRESS_FUZZ_SECONDS (default 300).
+#               Loopback only, every loop bounded; about 13 minutes in all.
 #               The quick variants run in make check (tests/integration/
 #               test_reliability.cpp).
 STRESS_SRCS        := $(sort $(wildcard tests/stress/*.cpp))
