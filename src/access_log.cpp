@@ -24,25 +24,31 @@ namespace {
 
 // Quotes and backslashes in client-supplied fields are escaped, and control
 // bytes hex-escaped, so a hostile User-Agent cannot forge a log line.
-void append_escaped(std::string& out, std::string_view text)
+// `byte_escape` introduces a hex-escaped byte: "\\x" on text lines, "\\u00"
+// in JSON strings, where it reads back as the code point of the byte.
+void append_bytes_escaped(std::string& out, std::string_view text, const char* byte_escape)
 {
-    if (text.empty()) {
-        out += '-';
-        return;
-    }
     static const char hex[] = "0123456789abcdef";
     for (unsigned char c : text) {
         if (c == '"' || c == '\\') {
             out += '\\';
             out += char(c);
         } else if (c < 0x20 || c >= 0x7f) {
-            out += "\\x";
+            out += byte_escape;
             out += hex[c >> 4];
             out += hex[c & 15];
         } else {
             out += char(c);
         }
     }
+}
+
+void append_escaped(std::string& out, std::string_view text)
+{
+    if (text.empty())
+        out += '-';
+    else
+        append_bytes_escaped(out, text, "\\x");
 }
 
 // "2026-11-21T04:22:01+00:00", cached as clf_time is.
@@ -69,20 +75,8 @@ std::string_view iso_time(time_t when)
 
 void append_json_string(std::string& out, std::string_view text)
 {
-    static const char hex[] = "0123456789abcdef";
     out += '"';
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += char(c);
-        } else if (c < 0x20 || c >= 0x7f) {
-            out += "\\u00";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        } else {
-            out += char(c);
-        }
-    }
+    append_bytes_escaped(out, text, "\\u00");
     out += '"';
 }
 
