@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include <chrono>
+#include <unistd.h>
 
 namespace itest::http_suite {
 
@@ -48,6 +49,39 @@ std::pair<std::string, bool> drain(int fd, Duration timeout)
 std::string url(const Daemon& d, const std::string& path)
 {
     return "http://127.0.0.1:" + std::to_string(d.port) + path;
+}
+
+Exchange exchange_raw(int port, const std::string& bytes, bool head, Duration close_wait,
+                      Duration read_wait)
+{
+    Exchange out;
+    int fd = connect_tcp(port);
+    if (fd < 0 || !send_all(fd, bytes)) {
+        out.r.error = fd < 0 ? "connect failed" : "send failed";
+        if (fd >= 0) close(fd);
+        return out;
+    }
+    std::string buffer;
+    out.r = read_response(fd, buffer, head, read_wait);
+    if (out.r.ok) {
+        auto [rest, eof] = drain(fd, close_wait);
+        out.after = buffer + rest;
+        out.closed = eof;
+    }
+    close(fd);
+    return out;
+}
+
+std::string printable(const std::string& s, size_t max)
+{
+    std::string out;
+    for (unsigned char c : s.substr(0, max)) {
+        if (c == '\r') out += "\\r";
+        else if (c == '\n') out += "\\n";
+        else if (c < 0x20 || c >= 0x7f) out += format("\\x%02x", c);
+        else out += static_cast<char>(c);
+    }
+    return out;
 }
 
 RunResult curl(const Daemon& d, const std::vector<std::string>& args)

@@ -2,6 +2,7 @@
 // with extra keys in its http group, raw reads to EOF, and curl against it.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,6 +26,24 @@ std::pair<std::string, bool> drain(int fd, Duration timeout);
 
 // "http://127.0.0.1:PORT/path" for the daemon.
 std::string url(const Daemon& d, const std::string& path);
+
+// What one raw request got: the first response, whether the server closed
+// the connection after it, and whatever arrived after it.
+struct Exchange {
+    Response r;
+    bool closed = false;   // EOF (or a reset) after the response
+    std::string after;
+};
+
+// Sends `bytes` on a fresh connection, reads one response (waiting up to
+// `read_wait`), then reads on for up to `close_wait` to learn whether more
+// comes and whether the server closes.
+Exchange exchange_raw(int port, const std::string& bytes, bool head = false,
+                      Duration close_wait = std::chrono::seconds(3),
+                      Duration read_wait = std::chrono::seconds(5));
+
+// `s` with CR, LF and other control bytes made visible, for messages.
+std::string printable(const std::string& s, size_t max = 300);
 
 // curl -s -S --max-time 5 ARGS, run in the daemon's directory.
 RunResult curl(const Daemon& d, const std::vector<std::string>& args);

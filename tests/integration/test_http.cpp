@@ -38,39 +38,6 @@ Daemon started(const std::string& http_extra = "", const Options& o = {})
     return d;
 }
 
-struct Raw {
-    Response r;
-    bool closed = false;   // the server closed the connection after the response
-    std::string after;     // whatever arrived after the first response
-};
-
-// Sends `bytes` on a fresh connection, reads one response, then reads on
-// (bounded) to learn whether the server closes the connection.
-Raw exchange_raw(int port, const std::string& bytes, bool head = false,
-                 Duration close_wait = kCloseWait)
-{
-    Raw out;
-    int fd = connect_tcp(port);
-    if (fd < 0) {
-        out.r.error = "connect failed";
-        return out;
-    }
-    if (!send_all(fd, bytes)) {
-        out.r.error = "send failed";
-        close(fd);
-        return out;
-    }
-    std::string buffer;
-    out.r = read_response(fd, buffer, head, 5s);
-    if (out.r.ok) {
-        auto [rest, eof] = drain(fd, close_wait);
-        out.after = buffer + rest;
-        out.closed = eof;
-    }
-    close(fd);
-    return out;
-}
-
 // "Sun, 06 Nov 1994 08:49:37 GMT"
 bool is_imf_fixdate(const std::string& s)
 {
@@ -81,18 +48,6 @@ bool is_imf_fixdate(const std::string& s)
     return std::regex_match(s, re);
 }
 
-std::string printable(const std::string& s, size_t max = 300)
-{
-    std::string out;
-    for (unsigned char c : s.substr(0, max)) {
-        if (c == '\r') out += "\\r";
-        else if (c == '\n') out += "\\n";
-        else if (c < 0x20 || c >= 0x7f) out += format("\\x%02x", c);
-        else out += static_cast<char>(c);
-    }
-    return out;
-}
-
 const std::string kGetX = "GET /x.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 // A request that must be refused with `status`, then the connection closed
@@ -100,7 +55,7 @@ const std::string kGetX = "GET /x.txt HTTP/1.1\r\nHost: localhost\r\n\r\n";
 void expect_rejected(const Daemon& d, const std::string& what, const std::string& bytes,
                      int status)
 {
-    Raw x = exchange_raw(d.port, bytes + kGetX);
+    Exchange x = exchange_raw(d.port, bytes + kGetX);
     D_ASSERT(d, x.r.ok, "%s (%s): no response: %s", what.c_str(), printable(bytes).c_str(),
              x.r.error.c_str());
     D_ASSERT(d, x.r.status == status, "%s (%s): got '%s', want %d", what.c_str(),
@@ -157,7 +112,7 @@ Test(http, ok_200_carries_the_standard_fields, .timeout = 20) {
              "Content-Type of index.html '%s'", index.header("content-type").c_str());
 
     // HTTP/1.0 without Host is fine, and closes unless asked to keep alive.
-    Raw old = exchange_raw(d.port, "GET /x.txt HTTP/1.0\r\n\r\n");
+    Exchange old = exchange_raw(d.port, "GET /x.txt HTTP/1.0\r\n\r\n");
     D_ASSERT(d, old.r.ok && old.r.status == 200 && old.r.body == "hello from preforkd\n",
              "HTTP/1.0 GET: %s '%s'", old.r.error.c_str(), old.r.status_line.c_str());
     D_ASSERT(d, old.closed, "HTTP/1.0 without keep-alive: connection left open");
@@ -173,7 +128,7 @@ Test(http, server_header_has_no_version_unless_server_tokens, .timeout = 20) {
     Response missing = http_get(plain.port, "/nope");
     D_ASSERT(plain, missing.header("server") == "preforkd", "Server on a 404: '%s'",
              missing.header("server").c_str());
-    Raw bad = exchange_raw(plain.port, "GET / HTTP/1.1\r\n\r\n");
+    Exchange bad = exchange_raw(plain.port, "GET / HTTP/1.1\r\n\r\n");
     D_ASSERT(plain, bad.r.ok && bad.r.status == 400 && bad.r.header("server") == "preforkd",
              "Server on a 400: '%s' (%s)", bad.r.header("server").c_str(),
              bad.r.status_line.c_str());
@@ -203,8 +158,8 @@ Test(http, head_is_get_without_the_body, .timeout = 20) {
 
     for (const char* path : {"/x.txt", "/", "/index.html", "/dir", "/dir/", "/noindex/",
                              "/missing.txt", "/x.txt?query=1"}) {
-        Raw get = exchange_raw(d.port, request("GET", path, false));
-        Raw head = exchange_raw(d.port, request("HEAD", path, false), true);
+        Exchange get = exchange_raw(d.port, request("GET", path, false));
+        Exchange head = exchange_raw(d.port, request("HEAD", path, false), true);
         D_ASSERT(d, get.r.ok && head.r.ok, "%s: GET %s / HEAD %s", path, get.r.error.c_str(),
                  head.r.error.c_str());
         D_ASSERT(d, head.r.status_line == get.r.status_line, "%s: HEAD '%s' but GET '%s'", path,
@@ -297,7 +252,7 @@ Test(http, refused_methods_405_with_allow_unknown_501, .timeout = 20) {
 
     // Unknown method tokens, and methods are case-sensitive: 501, closed.
     for (const char* m : {"BREW", "get", "PROPFIND"}) {
-        Raw x = exchange_raw(d.port, std::string(m) + " /x.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        Exchange x = exchange_raw(d.port, std::string(m) + " /x.txt HTTP/1.1\r\nHost: localhost\r\n\r\n");
         D_ASSERT(d, x.r.ok && x.r.status == 501, "%s: %s '%s', want 501", m, x.r.error.c_str(),
                  x.r.status_line.c_str());
         D_ASSERT(d, x.r.status_line == "HTTP/1.1 501 Not Implemented", "%s: '%s'", m,
@@ -314,7 +269,7 @@ Test(http, major_versions_other_than_1_get_505, .timeout = 20) {
     Daemon d = started();
     for (const char* v : {"HTTP/2.0", "HTTP/0.9", "HTTP/3.0"}) {
         std::string req = std::string("GET /x.txt ") + v + "\r\nHost: localhost\r\n\r\n";
-        Raw x = exchange_raw(d.port, req);
+        Exchange x = exchange_raw(d.port, req);
         D_ASSERT(d, x.r.ok && x.r.status == 505, "%s: %s '%s', want 505", v, x.r.error.c_str(),
                  x.r.status_line.c_str());
         D_ASSERT(d, x.r.status_line == "HTTP/1.1 505 HTTP Version Not Supported", "%s: '%s'", v,
@@ -333,7 +288,7 @@ Test(http, over_long_target_414_large_head_431, .timeout = 20) {
     std::string target = "/" + std::string(9000, 'a');
     expect_rejected(d, "9000-byte target", "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n",
                     414);
-    Raw x = exchange_raw(d.port, "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    Exchange x = exchange_raw(d.port, "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n");
     D_ASSERT(d, x.r.status_line == "HTTP/1.1 414 URI Too Long", "'%s'", x.r.status_line.c_str());
 
     expect_rejected(d, "9000-byte header field",
@@ -343,14 +298,14 @@ Test(http, over_long_target_414_large_head_431, .timeout = 20) {
     std::string many = "GET /x.txt HTTP/1.1\r\nHost: localhost\r\n";
     for (int i = 0; i < 120; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
     expect_rejected(d, "120 header fields (max_headers = 100)", many + "\r\n", 431);
-    Raw y = exchange_raw(d.port, many + "\r\n");
+    Exchange y = exchange_raw(d.port, many + "\r\n");
     D_ASSERT(d, y.r.status_line == "HTTP/1.1 431 Request Header Fields Too Large", "'%s'",
              y.r.status_line.c_str());
 
     // Just under the limits is served.
     std::string fits = "GET /x.txt HTTP/1.1\r\nHost: localhost\r\nX-Pad: " +
                        std::string(7000, 'p') + "\r\nConnection: close\r\n\r\n";
-    Raw ok = exchange_raw(d.port, fits);
+    Exchange ok = exchange_raw(d.port, fits);
     D_ASSERT(d, ok.r.ok && ok.r.status == 200, "a 7 KB head: %s '%s'", ok.r.error.c_str(),
              ok.r.status_line.c_str());
 
@@ -419,15 +374,15 @@ Test(http, smuggling_class_requests_are_400_and_closed, .timeout = 20) {
     };
     for (const Case& c : cases) expect_rejected(d, c.name, c.bytes, 400);
 
-    Raw x = exchange_raw(d.port, "GET /x.txt HTTP/1.1\r\nHost : localhost\r\n\r\n");
+    Exchange x = exchange_raw(d.port, "GET /x.txt HTTP/1.1\r\nHost : localhost\r\n\r\n");
     D_ASSERT(d, x.r.status_line == "HTTP/1.1 400 Bad Request", "'%s'", x.r.status_line.c_str());
 
     // Controls: the same requests, well-formed, are served.
-    Raw good = exchange_raw(d.port, "GET /x.txt HTTP/1.1\r\nHost: localhost\r\nX-Long: a b\r\n"
+    Exchange good = exchange_raw(d.port, "GET /x.txt HTTP/1.1\r\nHost: localhost\r\nX-Long: a b\r\n"
                                     "Connection: close\r\n\r\n");
     D_ASSERT(d, good.r.ok && good.r.status == 200, "well-formed control: %s '%s'",
              good.r.error.c_str(), good.r.status_line.c_str());
-    Raw absolute = exchange_raw(d.port, "GET http://localhost/x.txt HTTP/1.1\r\nHost: other\r\n"
+    Exchange absolute = exchange_raw(d.port, "GET http://localhost/x.txt HTTP/1.1\r\nHost: other\r\n"
                                         "Connection: close\r\n\r\n");
     D_ASSERT(d, absolute.r.ok && absolute.r.status == 200 &&
                     absolute.r.body == "hello from preforkd\n",
@@ -717,12 +672,12 @@ Test(http, access_log_line_is_standard_combined_format, .timeout = 20) {
     std::string req = "GET /x.txt?from=itest HTTP/1.1\r\nHost: localhost\r\n"
                       "Referer: http://referer.example/page\r\nUser-Agent: itest-agent/2.0\r\n"
                       "Connection: close\r\n\r\n";
-    Raw x = exchange_raw(d.port, req);
+    Exchange x = exchange_raw(d.port, req);
     D_ASSERT(d, x.r.ok && x.r.status == 200, "GET: %s", x.r.error.c_str());
-    Raw missing = exchange_raw(d.port, "GET /missing.txt HTTP/1.1\r\nHost: localhost\r\n"
+    Exchange missing = exchange_raw(d.port, "GET /missing.txt HTTP/1.1\r\nHost: localhost\r\n"
                                        "User-Agent: x\" 200 1 \"forged\r\nConnection: close\r\n\r\n");
     D_ASSERT(d, missing.r.ok && missing.r.status == 404, "GET missing: %s", missing.r.error.c_str());
-    Raw bad = exchange_raw(d.port, "GET /bad HTTP/1.1\r\n\r\n");
+    Exchange bad = exchange_raw(d.port, "GET /bad HTTP/1.1\r\n\r\n");
     D_ASSERT(d, bad.r.ok && bad.r.status == 400, "missing Host: %s", bad.r.error.c_str());
 
     std::string access = d.path("access.log");

@@ -24,39 +24,10 @@ namespace {
 
 constexpr Duration kCloseWait = 3s;
 
-struct Exchange {
-    Response r;
-    bool closed = false;
-    std::string after;
-};
-
-// Sends `bytes` on a fresh connection, reads one response, then reads on
-// (bounded) to learn whether the server closes the connection.
-Exchange send_and_read(int port, const std::string& bytes)
-{
-    Exchange out;
-    int fd = connect_tcp(port);
-    if (fd < 0) {
-        out.r.error = "connect failed";
-        return out;
-    }
-    if (send_all(fd, bytes)) {
-        std::string buffer;
-        out.r = read_response(fd, buffer, false, 5s);
-        if (out.r.ok) {
-            auto [rest, eof] = drain(fd, kCloseWait);
-            out.after = buffer + rest;
-            out.closed = eof;
-        }
-    }
-    close(fd);
-    return out;
-}
-
 Response get(int port, const std::string& target, const std::string& host = "localhost")
 {
-    return send_and_read(port, "GET " + target + " HTTP/1.1\r\nHost: " + host +
-                              "\r\nConnection: close\r\n\r\n").r;
+    return exchange_raw(port, "GET " + target + " HTTP/1.1\r\nHost: " + host +
+                            "\r\nConnection: close\r\n\r\n", false, kCloseWait).r;
 }
 
 }  // namespace
@@ -71,7 +42,7 @@ Test(http_sites, malformed_host_gets_400_and_a_closed_connection) {
                                              "/x.txt HTTP/1.1\r\nHost: localhost\r\n\r\n"
                                        : "GET /x.txt HTTP/1.1\r\nHost: " + std::string(host) +
                                              "\r\n\r\n";
-            Exchange x = send_and_read(d.port, req + next);
+            Exchange x = exchange_raw(d.port, req + next, false, kCloseWait);
             D_ASSERT(d, x.r.ok && x.r.status == 400, "%s \"%s\": '%s' %s",
                      absolute ? "authority" : "Host", host, x.r.status_line.c_str(),
                      x.r.error.c_str());

@@ -44,52 +44,12 @@ Daemon started(const std::string& http_extra = "")
     return d;
 }
 
-std::string printable(const std::string& s, size_t max = 200)
-{
-    std::string out;
-    for (unsigned char c : s.substr(0, max)) {
-        if (c == '\r') out += "\\r";
-        else if (c == '\n') out += "\\n";
-        else if (c < 0x20 || c >= 0x7f) out += format("\\x%02x", c);
-        else out += static_cast<char>(c);
-    }
-    return out;
-}
-
-struct Exchange {
-    Response r;
-    bool closed = false;   // EOF (or a reset) after the response
-    std::string after;     // whatever arrived after the first response
-};
-
-// Sends `bytes` on a fresh connection, reads one response, then reads on
-// (bounded) to learn whether more comes and whether the server closes.
-Exchange exchange_once(int port, const std::string& bytes, bool head = false)
-{
-    Exchange out;
-    int fd = connect_tcp(port);
-    if (fd < 0 || !send_all(fd, bytes)) {
-        out.r.error = "connect or send failed";
-        if (fd >= 0) close(fd);
-        return out;
-    }
-    std::string buffer;
-    out.r = read_response(fd, buffer, head, kWait);
-    if (out.r.ok) {
-        auto [rest, eof] = drain(fd, kCloseWait);
-        out.after = buffer + rest;
-        out.closed = eof;
-    }
-    close(fd);
-    return out;
-}
-
 // `bytes`, with a valid GET pipelined behind, must get `status` and a close,
 // and the GET no answer at all.
 void expect_refused(const Daemon& d, const std::string& what, const std::string& bytes,
                     int status, bool head = false)
 {
-    Exchange x = exchange_once(d.port, bytes + kGetX, head);
+    Exchange x = exchange_raw(d.port, bytes + kGetX, head, kCloseWait, kWait);
     D_ASSERT(d, x.r.ok, "%s (%s): no response: %s", what.c_str(), printable(bytes).c_str(),
              x.r.error.c_str());
     D_ASSERT(d, x.r.status == status, "%s (%s): got '%s', want %d", what.c_str(),
@@ -297,8 +257,8 @@ Test(http_strict, range_positions_of_any_length, .timeout = 30) {
     write_file(d.path("www/empty.txt"), "");
     start(d);
     auto ranged = [&](const std::string& path, const std::string& range) {
-        return exchange_once(d.port, "GET " + path + " HTTP/1.1\r\n" + kHost + "Range: " + range +
-                                    "\r\nConnection: close\r\n\r\n");
+        return exchange_raw(d.port, "GET " + path + " HTTP/1.1\r\n" + kHost + "Range: " + range +
+                                    "\r\nConnection: close\r\n\r\n", false, kCloseWait, kWait);
     };
     Exchange zeros = ranged("/x.txt", "bytes=0000000000000000001-2");
     D_ASSERT(d, zeros.r.ok && zeros.r.status == 206 && zeros.r.body == "el" &&
