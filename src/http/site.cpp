@@ -190,12 +190,20 @@ bool Policy::plain() const noexcept
 const Policy& VirtualSite::locate(std::string_view path) const
 {
     if (!has_locations) return defaults;
-    if (auto it = exact_.find(path); it != exact_.end()) return it->second;
-    for (const auto& [length, map] : prefixes_) {
-        if (length > path.size()) continue;
-        if (auto it = map.find(path.substr(0, length)); it != map.end()) return it->second;
-    }
+    for (const Bucket& b : exact_)
+        if (b.length == path.size())
+            if (const Policy* p = b.find(path)) return *p;
+    for (const Bucket& b : prefixes_)
+        if (b.length <= path.size())
+            if (const Policy* p = b.find(path.substr(0, b.length))) return *p;
     return defaults;
+}
+
+const Policy* VirtualSite::Bucket::find(std::string_view path) const
+{
+    if (!path.empty() && !last.test((unsigned char)path.back())) return nullptr;
+    auto it = paths.find(path);
+    return it == paths.end() ? nullptr : &it->second;
 }
 
 void VirtualSite::roots(std::vector<std::string>& out) const
@@ -205,11 +213,10 @@ void VirtualSite::roots(std::vector<std::string>& out) const
             out.push_back(p.files.root);
     };
     add(defaults);
-    for (const auto& [path, policy] : exact_)
-        add(policy);
-    for (const auto& [length, map] : prefixes_)
-        for (const auto& [path, policy] : map)
-            add(policy);
+    for (const std::vector<Bucket>* buckets : {&exact_, &prefixes_})
+        for (const Bucket& b : *buckets)
+            for (const auto& [path, policy] : b.paths)
+                add(policy);
 }
 
 std::vector<std::string> SiteTable::roots() const
@@ -222,13 +229,16 @@ std::vector<std::string> SiteTable::roots() const
 
 bool VirtualSite::add_location(std::string path, bool exact, Policy policy)
 {
-    if (exact) return exact_.emplace(std::move(path), std::move(policy)).second;
     std::size_t length = path.size();
-    auto it = std::find_if(prefixes_.begin(), prefixes_.end(),
-                           [&](const auto& bucket) { return bucket.first <= length; });
-    if (it == prefixes_.end() || it->first != length)
-        it = prefixes_.insert(it, {length, Map{}});
-    return it->second.emplace(std::move(path), std::move(policy)).second;
+    std::vector<Bucket>& buckets = exact ? exact_ : prefixes_;
+    auto it = std::find_if(buckets.begin(), buckets.end(),
+                           [&](const Bucket& b) { return b.length <= length; });
+    if (it == buckets.end() || it->length != length) {
+        it = buckets.insert(it, Bucket{});
+        it->length = length;
+    }
+    if (!path.empty()) it->last.set((unsigned char)path.back());
+    return it->paths.emplace(std::move(path), std::move(policy)).second;
 }
 
 SiteTable::SiteTable(Site files)

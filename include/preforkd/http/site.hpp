@@ -16,6 +16,7 @@
 // has, both are skipped.
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -130,11 +131,20 @@ struct VirtualSite {
     };
 private:
     using Map = std::unordered_map<std::string, Policy, Hash, std::equal_to<>>;
-    Map exact_;
-    // Prefixes by length, longest first: a lookup costs one hash probe per
-    // distinct prefix length (usually two or three), not a compare per
-    // location.
-    std::vector<std::pair<std::size_t, Map>> prefixes_;
+    // The paths of a map share a length; `last` has a bit for each byte a
+    // path of the map ends in, so a request path whose byte at that place
+    // is none of them skips the hash (prefixes mostly end in '/').
+    struct Bucket {
+        std::size_t length = 0;
+        std::bitset<256> last;
+        Map paths;
+        const Policy* find(std::string_view path) const;
+    };
+    std::vector<Bucket> exact_;      // by length, any order
+    // Prefixes by length, longest first: a lookup costs at most one hash
+    // probe per distinct prefix length (usually two or three), not a
+    // compare per location.
+    std::vector<Bucket> prefixes_;
 };
 
 class SiteTable {
