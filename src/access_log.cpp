@@ -51,26 +51,52 @@ void append_escaped(std::string& out, std::string_view text)
         append_bytes_escaped(out, text, "\\x");
 }
 
-// "2026-11-21T04:22:01+00:00", cached as clf_time is.
+// strftime() of `when` in local time with `format`, then `finish` (if any)
+// on the text, kept until the second changes: a busy worker logs many lines
+// with the same time stamp.
+class SecondCache {
+public:
+    using Finish = void (*)(char* text, std::size_t& size);
+    explicit SecondCache(const char* format, Finish finish = nullptr)
+        : format_(format), finish_(finish) {}
+    std::string_view text(time_t when)
+    {
+        if (when != when_) {
+            tm t;
+            localtime_r(&when, &t);
+            size_ = strftime(text_, sizeof text_, format_, &t);
+            if (finish_)
+                finish_(text_, size_);
+            when_ = when;
+        }
+        return {text_, size_};
+    }
+
+private:
+    const char* format_;
+    Finish finish_;
+    time_t when_ = -1;
+    char text_[64] = {};
+    std::size_t size_ = 0;
+};
+
+// strftime's "+0000" becomes "+00:00", as RFC 3339 wants.
+void colon_in_offset(char* text, std::size_t& size)
+{
+    if (size != 24)
+        return;
+    text[25] = '\0';
+    text[24] = text[23];
+    text[23] = text[22];
+    text[22] = ':';
+    size = 25;
+}
+
+// "2026-11-21T04:22:01+00:00"
 std::string_view iso_time(time_t when)
 {
-    static time_t cached_when = -1;
-    static char cached[64];
-    static std::size_t cached_size = 0;
-    if (when != cached_when) {
-        tm t;
-        localtime_r(&when, &t);
-        cached_size = strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S%z", &t);
-        if (cached_size == 24) {   // +0000 -> +00:00, as RFC 3339 wants
-            cached[25] = '\0';
-            cached[24] = cached[23];
-            cached[23] = cached[22];
-            cached[22] = ':';
-            cached_size = 25;
-        }
-        cached_when = when;
-    }
-    return {cached, cached_size};
+    static SecondCache cache("%Y-%m-%dT%H:%M:%S%z", colon_in_offset);
+    return cache.text(when);
 }
 
 void append_json_string(std::string& out, std::string_view text)
@@ -109,20 +135,11 @@ void append_json(std::string& line, const Entry& e)
     line += "\"}\n";
 }
 
-// "[21/Nov/2026:04:22:01 +0000]", formatted once per second: a busy worker
-// logs many lines with the same time stamp.
+// "[21/Nov/2026:04:22:01 +0000]"
 std::string_view clf_time(time_t when)
 {
-    static time_t cached_when = -1;
-    static char cached[64];
-    static std::size_t cached_size = 0;
-    if (when != cached_when) {
-        tm t;
-        localtime_r(&when, &t);
-        cached_size = strftime(cached, sizeof cached, "[%d/%b/%Y:%H:%M:%S %z]", &t);
-        cached_when = when;
-    }
-    return {cached, cached_size};
+    static SecondCache cache("[%d/%b/%Y:%H:%M:%S %z]");
+    return cache.text(when);
 }
 
 constexpr mode_t kCreateMode = 0640;
