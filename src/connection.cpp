@@ -61,11 +61,9 @@ struct HeadClock {
     }
     void received(const Settings& s, std::size_t total_bytes)
     {
-        if (s.header_min_rate <= 0)
-            return;
-        std::int64_t earned = std::int64_t(total_bytes) * 1000 / s.header_min_rate;
-        std::int64_t cap = start_ms + s.header_timeout_max_ms;
-        deadline_ms = std::min(cap, std::max(deadline_ms, start_ms + s.header_timeout_ms + earned));
+        deadline_ms = handoff::head_deadline_ms(start_ms, s.header_timeout_ms,
+                                                s.header_timeout_max_ms, s.header_min_rate,
+                                                total_bytes);
     }
 };
 

@@ -42,17 +42,24 @@ bool valid_kind(std::uint8_t k)
 
 }  // namespace
 
+std::int64_t head_deadline_ms(std::int64_t since_ms, std::int32_t timeout_ms,
+                              std::int32_t timeout_max_ms, std::int32_t min_rate,
+                              std::size_t bytes) noexcept
+{
+    std::int64_t deadline = since_ms + timeout_ms;
+    if (min_rate <= 0)
+        return deadline;
+    std::int64_t earned = std::int64_t(bytes) * 1000 / min_rate;
+    std::int64_t cap = since_ms + std::max(timeout_max_ms, timeout_ms);
+    return std::min(cap, deadline + earned);
+}
+
 std::int64_t Parcel::deadline_ms() const noexcept
 {
     if (kind == Kind::tls_hello || (kind == Kind::keepalive && bytes.empty()))
         return since_ms + idle_timeout_ms;
-    std::int64_t deadline = since_ms + head_timeout_ms;
-    if (min_rate > 0) {
-        std::int64_t earned = std::int64_t(bytes.size()) * 1000 / min_rate;
-        std::int64_t cap = since_ms + std::max(head_timeout_max_ms, head_timeout_ms);
-        deadline = std::min(cap, deadline + earned);
-    }
-    return deadline;
+    return head_deadline_ms(since_ms, head_timeout_ms, head_timeout_max_ms, min_rate,
+                            bytes.size());
 }
 
 std::string encode(const Parcel& p)

@@ -58,6 +58,15 @@ struct Parcel {
     bool operator==(const Parcel&) const = default;
 };
 
+// The deadline of a request head, in the manner of Apache's
+// RequestReadTimeout header=20-40,MinRate=500: `timeout_ms` after `since_ms`,
+// one more second for every `min_rate` bytes received (none when min_rate
+// is 0), never beyond `timeout_max_ms` after `since_ms`.  The one rule for
+// a head a worker waits on and a head the parker holds.
+std::int64_t head_deadline_ms(std::int64_t since_ms, std::int32_t timeout_ms,
+                              std::int32_t timeout_max_ms, std::int32_t min_rate,
+                              std::size_t bytes) noexcept;
+
 // The largest parcel: a head of up to 64 KiB plus the fixed part and the
 // address.  A SOCK_SEQPACKET message must fit the socket buffer whole.
 inline constexpr std::size_t kMaxParcel = 65536 + 512;
