@@ -56,6 +56,12 @@ std::string display_name(const listener::Listener& l)
     return a.family == listener::Family::inet6 ? "[" + a.host + "]:" + port : a.host + ":" + port;
 }
 
+// 0.1 s doubling with `level` (1, 2, ...), at most kMaxBackoffMs.
+std::int64_t backoff_ms(int level)
+{
+    return std::min<std::int64_t>(kMaxBackoffMs, std::int64_t(100) << std::min(level - 1, 9));
+}
+
 std::string exit_text(pid_t pid, int status)
 {
     std::string text = "worker " + std::to_string(pid);
@@ -368,8 +374,7 @@ void Master::note_crash()
 // line each time, never a fork storm.
 void Master::back_off(int level, const std::string& why)
 {
-    std::int64_t delay =
-        std::min<std::int64_t>(kMaxBackoffMs, std::int64_t(100) << std::min(level - 1, 9));
+    std::int64_t delay = backoff_ms(level);
     backoff_until_ms_ = scoreboard::now_ms() + delay;
     log::err(why + "; next spawn in " + std::to_string(delay) + " ms");
 }
@@ -516,7 +521,7 @@ void Master::on_parker_exit(int status)
     board_->parked.store(0);
     if (expected)
         return;
-    std::int64_t delay = std::min<std::int64_t>(kMaxBackoffMs, parker_failures_ ? 100 << std::min(parker_failures_, 9) : 0);
+    std::int64_t delay = parker_failures_ ? backoff_ms(parker_failures_ + 1) : 0;
     ++parker_failures_;
     parker_due_ms_ = scoreboard::now_ms() + delay;
 }
