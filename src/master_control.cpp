@@ -38,9 +38,9 @@ std::string text_of(const char* field, std::size_t size)
 // -s reload and -s status would otherwise fail later, far from the cause.
 void Master::open_control()
 {
-    started_at_ = config_loaded_at_ = ::time(nullptr);
+    started_at_ = ::time(nullptr);
     started_ms_ = scoreboard::now_ms();
-    std::string path = control::path_of(config_);
+    std::string path = control::path_of(serving_.config);
     listener::ParseResult p = listener::parse("unix:" + path);
     if (!p.address)
         throw std::runtime_error("control_socket " + path + ": " + p.error.substr(p.error.find(": ") + 2));
@@ -95,7 +95,7 @@ control::Snapshot Master::snapshot() const
     s.version = PREFORKD_VERSION;
     s.master = ::getpid();
     s.config_file = options_.config_file;
-    s.config_loaded = config_loaded_at_;
+    s.config_loaded = serving_.loaded_at;
     s.started = started_at_;
     s.uptime = (now - started_ms_) / 1000;
     s.generation = generation_;
@@ -103,15 +103,15 @@ control::Snapshot Master::snapshot() const
     s.paused = paused_;
     s.stopping = phase_ != Phase::running;
     s.floor = limits().floor;
-    s.floor_configured = std::min(config_.workers.start, config_.workers.max);
-    s.max = config_.workers.max;
-    s.parking = parker_pid_ != 0 || config_.http.parking;
+    s.floor_configured = pool_target();
+    s.max = serving_.config.workers.max;
+    s.parking = parker_pid_ != 0 || serving_.config.http.parking;
     s.parked = board_->parked.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        const WorkerInfo& w = workers_[i];
+    for (int i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_.row(i);
         if (!w.pid)
             continue;
-        const scoreboard::Slot& slot = board_->slots[i];
+        const scoreboard::Slot& slot = workers_.slot(i);
         control::WorkerRow row;
         row.pid = w.pid;
         row.generation = w.generation;

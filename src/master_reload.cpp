@@ -1,0 +1,175 @@
+// master_reload.cpp - the reload transaction: check, prepare, commit, finish.
+//
+// A reload is built beside the running state and switched only when it is
+// complete: prepare_reload() checks the file in a child, builds a whole new
+// Serving (identity, sites, MIME map, access log) and binds the new
+// listeners, throwing on the first failure while the running state is
+// untouched.  commit_reload() switches to it and forks the new generation;
+// the transaction then stays open until finish_reload(), a step of its own
+// in the master's loop, sees a worker of the new generation up and retires
+// the old one.  Nothing else ends a reload, so the loop shows where the old
+// generation goes away.
+#include <algorithm>
+#include <cerrno>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "preforkd/log.hpp"
+#include "preforkd/master.hpp"
+#include "preforkd/master_support.hpp"
+#include "preforkd/notify.hpp"
+#include "preforkd/signals.hpp"
+
+namespace preforkd::master {
+
+void Master::reload()
+{
+    if (phase_ != Phase::running)
+        return;
+    notify::reloading();
+    try {
+        commit_reload(prepare_reload());
+    } catch (const config::ConfigError& e) {
+        last_reload_ = {false, generation_, join(e.messages(), "; ")};
+    } catch (const std::exception& e) {
+        last_reload_ = {false, generation_, e.what()};
+    }
+    if (!last_reload_.ok) {
+        log::err("reload failed, keeping the running configuration: " + last_reload_.message);
+        notify::ready("reload failed, running generation " + std::to_string(generation_));
+    }
+}
+
+// libconfig 1.5 calls exit() on some inputs (an @include of a directory), so
+// the new file (and what it includes) is parsed in a child that may die
+// without harm.  The child answers with the canonical dump of what it
+// checked, and the master loads exactly that text: a reload parses the files
+// once, and a file edited after the check cannot slip in unchecked.
+std::string Master::validate_in_child() const
+{
+    auto [read_end, write_end] = make_pipe();
+    pid_t pid = ::fork();
+    if (pid < 0)
+        throw sys_error("fork", "configuration check");
+    if (pid == 0)
+        check_in_child(write_end.get());
+    write_end.reset();
+    std::string text = read_all(read_end.get());
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return text;
+    throw std::runtime_error(WIFEXITED(status) && WEXITSTATUS(status) == 1 && !text.empty()
+                                 ? text
+                                 : "the configuration parser exited unexpectedly (" +
+                                       exit_text(pid, status).substr(7) + ")");
+}
+
+// The child's side: the dump and exit 0, or the problems and exit 1.
+void Master::check_in_child(int out) const
+{
+    signals::reset_for_child();
+    std::string answer;
+    int code = 1;
+    try {
+        config::Config checked = config::load_file(options_.config_file);
+        std::vector<std::string> problems = config::check_environment(checked);
+        for (std::string& p : site_setup::check(checked))
+            problems.push_back(std::move(p));
+        answer = join(problems, "; ");
+        if (answer.empty()) {
+            answer = config::dump(checked);
+            code = 0;
+        }
+    } catch (const config::ConfigError& e) {
+        answer = join(e.messages(), "; ");
+    } catch (const std::exception& e) {
+        answer = e.what();
+    }
+    for (std::size_t done = 0; done < answer.size();) {
+        ssize_t n = ::write(out, answer.data() + done, answer.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            ::_exit(2);
+        done += std::size_t(n);
+    }
+    ::_exit(code);
+}
+
+Reload Master::prepare_reload()
+{
+    std::string checked = validate_in_child();
+    config::Config next = config::load_checked(checked, options_.config_file);
+    if (!options_.pid_file.empty())
+        next.pid_file = options_.pid_file;
+    std::vector<std::string> problems = config::check_environment(next);
+    if (!problems.empty())
+        throw config::ConfigError(problems);
+    for (const std::string& kept : config::keep_until_restart(serving_.config, next))
+        log::warning(kept);
+    Reload r;
+    r.serving = build_serving(std::move(next));
+    r.fresh = listeners_.open_missing(r.serving.config);
+    return r;
+}
+
+void Master::commit_reload(Reload next)
+{
+    std::vector<listener::Listener> dropped = listeners_.switch_to(next.serving.config, std::move(next.fresh));
+    retire_listeners(dropped);
+    serving_ = std::move(next.serving);
+    tune_listeners();
+    log::configure(serving_.config.log.facility_code, serving_.config.log.level_priority);
+    raise_descriptor_limit(serving_.config);
+    std::uint32_t old = generation_++;
+    if (workers_.tally(generation_).live > 0 &&
+        std::find(draining_.begin(), draining_.end(), old) == draining_.end())
+        draining_.push_back(old);
+    reload_.open = true;
+    start_generation();
+    last_reload_ = {true, generation_, "generation " + std::to_string(generation_) + " started"};
+    log::notice("reload: generation " + std::to_string(generation_) + " starting");
+}
+
+// A new generation starts afresh: no pause, no floor moved by TTIN/TTOU, no
+// back-off left from the one before.
+void Master::start_generation()
+{
+    announced_ready_ = paused_ = false;
+    floor_adjust_ = startup_failures_ = 0;
+    backoff_until_ms_ = 0;
+    maintainer_.reset();
+    apply_cpu_scheduling();
+    for (int i = 0; i < pool_target(); ++i)
+        spawn_worker();
+    next_tick_ms_ = scoreboard::now_ms() + 1000;
+}
+
+// The loop's step that ends a reload: once a worker of the new generation
+// is up (at once when workers.start is 0), the older generations are told
+// to finish their requests and exit.
+void Master::finish_reload()
+{
+    if (reload_.open && (workers_.tally(generation_).up > 0 || pool_target() == 0)) {
+        reload_.open = false;
+        retire_generation(generation_ - 1);
+    }
+    drop_retired_generations();
+}
+
+// "generation N retired" once the last worker of a draining one is gone.
+void Master::drop_retired_generations()
+{
+    for (auto it = draining_.begin(); it != draining_.end();) {
+        if (workers_.has(*it)) {
+            ++it;
+            continue;
+        }
+        log::notice("reload: generation " + std::to_string(*it) + " retired");
+        it = draining_.erase(it);
+    }
+}
+
+}  // namespace preforkd::master
