@@ -80,14 +80,22 @@ std::vector<listener::Listener> ListenerSet::switch_to(const config::Config& nex
             merged.push_back(std::move(*old));
             continue;
         }
+        // Always found when `fresh` came from open_missing(), and when a
+        // rollback hands back what the reload dropped; an address in
+        // neither is left out rather than trusted.
         auto added = std::find_if(fresh.begin(), fresh.end(), same);
+        if (added == fresh.end()) {
+            log::err("no socket for " + canonical + " after the reload; not listening on it");
+            continue;
+        }
         merged.push_back(std::move(*added));
         log::notice("listening on " + display_name(merged.back()));
     }
     std::vector<listener::Listener> dropped;
-    for (listener::Listener& l : open_)
-        if (l.fd)
-            dropped.push_back(std::move(l));
+    for (std::vector<listener::Listener>* from : {&open_, &fresh})
+        for (listener::Listener& l : *from)
+            if (l.fd)
+                dropped.push_back(std::move(l));
     open_ = std::move(merged);
     return dropped;
 }

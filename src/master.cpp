@@ -196,12 +196,19 @@ void Master::on_worker_exit(int slot, int status)
     // recycles them): debug.  What the master caused otherwise is notice.
     std::string text = exit_text(w.pid, status, s);
     log::write(clean ? LOG_DEBUG : expected ? LOG_NOTICE : LOG_WARNING, text);
-    if (at_startup && !clean && phase_ == Phase::running) {
+    // Start-up failures of the current generation only: a straggler of a
+    // generation rolled back dies at start-up too, as the master asked.
+    if (at_startup && !clean && phase_ == Phase::running && w.generation == generation_) {
         std::string why = s.note[0] ? s.note : text;
         if (!started_)
             startup_error_ = "worker could not start: " + why;
         else
             back_off(++startup_failures_, "workers are dying at start-up (" + why + ")");
+        // For finish_reload(): a new generation that cannot start is rolled back.
+        if (reload_.open && w.generation == generation_) {
+            ++reload_.startup_deaths;
+            reload_.why = why;
+        }
     } else if (!clean && !expected) {
         note_crash();
     }
@@ -279,8 +286,10 @@ void Master::become_worker(int slot, Fd channel)
 }
 
 // Descriptors only the master may hold: the pid file's lock must die with
-// the master, the verdict pipe's EOF must reach the launcher, and a worker's
-// channel belongs to that worker alone.
+// the master, the verdict pipe's EOF must reach the launcher, a worker's
+// channel belongs to that worker alone, and what an open reload keeps for a
+// rollback (a listener it dropped would otherwise queue connections in the
+// new workers that nobody accepts).
 void Master::close_inherited_in_child()
 {
     pid_file_.forget();
@@ -288,6 +297,12 @@ void Master::close_inherited_in_child()
     control_.fd.reset();
     control_client_.reset();
     workers_.close_channels();
+    reload_.waiting.clear();
+    for (listener::Listener& l : reload_.dropped)
+        l.fd.reset();
+    reload_.previous.access_log.reset();
+    for (site_setup::LogFile& l : reload_.previous.sites.logs)
+        l.fd.reset();
 }
 
 void Master::retire_generation(std::uint32_t generation)
@@ -507,6 +522,7 @@ void Master::stop(Phase phase)
         return;
     phase_ = phase;
     notify::stopping();
+    answer_waiting("failed: the server is stopping\n");
     listeners_.close();
     board_->stopping.store(true);
     if (phase == Phase::stopping_fast) {

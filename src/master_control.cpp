@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <unistd.h>
 
 #include "preforkd/log.hpp"
@@ -56,10 +57,22 @@ void Master::close_control()
     control_client_.reset();
 }
 
+// control::serve_one(), but a reload's client may be kept: its verdict is
+// known only when the reload ends (finish_reload()), and control_reload()
+// moves it to the reload's waiting clients, leaving nothing to answer now.
+// The client is held in control_client_ meanwhile, so that the workers a
+// reload forks close it.
 void Master::serve_control()
 {
-    control::serve_one(control_.fd.get(), control_client_,
-                       [this](const std::string& line) { return control_answer(line); });
+    control_client_ = control::accept_client(control_.fd.get());
+    if (!control_client_)
+        return;
+    bool too_long = false;
+    std::optional<std::string> line = control::read_line(control_client_.get(), 500, too_long);
+    std::string reply = too_long ? "error: command line too long\n" : line ? control_answer(*line) : "";
+    if (control_client_ && !reply.empty())
+        control::write_all(control_client_.get(), reply, 2000);
+    control_client_.reset();
 }
 
 std::string Master::control_answer(const std::string& line)
@@ -78,14 +91,18 @@ std::string Master::control_answer(const std::string& line)
            " (status, status json, reload)\n";
 }
 
-// The reload runs here, as a SIGHUP's would, and its verdict is the answer.
+// The reload runs here, as a SIGHUP's would.  A rejected one is answered at
+// once; a committed one when it ends: its new generation up, or rolled back.
 std::string Master::control_reload()
 {
     if (phase_ != Phase::running)
         return "failed: the server is stopping\n";
     log::notice("control socket: reload requested");
     reload();
-    return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
+    if (!reload_.open)
+        return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
+    reload_.waiting.push_back(std::move(control_client_));
+    return "";
 }
 
 control::Snapshot Master::snapshot() const

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "preforkd/control.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/master.hpp"
 #include "preforkd/master_support.hpp"
@@ -21,6 +22,19 @@
 #include "preforkd/signals.hpp"
 
 namespace preforkd::master {
+namespace {
+
+// New workers dead at start-up, with none up, that make a crash loop.  One
+// can be bad luck (a descriptor limit hit for a moment); three in a row of
+// a generation that never had a worker up is a configuration that cannot
+// work, and waiting for more only grows the back-off before the rollback.
+constexpr int kRollbackDeaths = 3;
+// How long `-s reload` may wait for a generation to come up or fail; its
+// client waits 60 s.
+constexpr std::int64_t kVerdictWaitMs = 30000;
+constexpr int kVerdictWriteMs = 2000;
+
+}  // namespace
 
 void Master::reload()
 {
@@ -118,45 +132,134 @@ Reload Master::prepare_reload()
 void Master::commit_reload(Reload next)
 {
     std::vector<listener::Listener> dropped = listeners_.switch_to(next.serving.config, std::move(next.fresh));
-    retire_listeners(dropped);
+    keep_for_rollback(std::move(dropped));
     serving_ = std::move(next.serving);
     tune_listeners();
     log::configure(serving_.config.log.facility_code, serving_.config.log.level_priority);
     raise_descriptor_limit(serving_.config);
-    std::uint32_t old = generation_++;
+    std::uint32_t old = generation_;
+    generation_ = ++newest_generation_;
     if (workers_.tally(generation_).live > 0 &&
         std::find(draining_.begin(), draining_.end(), old) == draining_.end())
         draining_.push_back(old);
     reload_.open = true;
+    reload_.startup_deaths = 0;
+    reload_.committed_ms = scoreboard::now_ms();
     start_generation();
     last_reload_ = {true, generation_, "generation " + std::to_string(generation_) + " started"};
     log::notice("reload: generation " + std::to_string(generation_) + " starting");
+}
+
+// What a rollback returns to is the state of the last generation that came
+// up: a reload on top of an open one (whose generation never came up)
+// keeps the first one's, and adds what it drops to what is kept open.
+void Master::keep_for_rollback(std::vector<listener::Listener> dropped)
+{
+    if (!reload_.open) {
+        reload_.previous = std::move(serving_);
+        reload_.previous_generation = generation_;
+        reload_.previous_floor_adjust = floor_adjust_;
+    }
+    for (listener::Listener& l : dropped)
+        reload_.dropped.push_back(std::move(l));
 }
 
 // A new generation starts afresh: no pause, no floor moved by TTIN/TTOU, no
 // back-off left from the one before.
 void Master::start_generation()
 {
-    announced_ready_ = paused_ = false;
-    floor_adjust_ = startup_failures_ = 0;
-    backoff_until_ms_ = 0;
-    maintainer_.reset();
-    apply_cpu_scheduling();
+    start_generation_state();
     for (int i = 0; i < pool_target(); ++i)
         spawn_worker();
     next_tick_ms_ = scoreboard::now_ms() + 1000;
 }
 
-// The loop's step that ends a reload: once a worker of the new generation
-// is up (at once when workers.start is 0), the older generations are told
-// to finish their requests and exit.
+// A generation that becomes current, new or rolled back to, is announced
+// "ready" once it has its workers up (for systemd, after RELOADING=1).
+void Master::start_generation_state()
+{
+    announced_ready_ = paused_ = false;
+    floor_adjust_ = startup_failures_ = 0;
+    backoff_until_ms_ = 0;
+    maintainer_.reset();
+    apply_cpu_scheduling();
+}
+
+// The loop's step that ends a reload, one of two ways.  A worker of the new
+// generation is up (at once when workers.start is 0): the older generations
+// are told to finish their requests and exit.  Or kRollbackDeaths workers of
+// the new generation died at start-up and none came up: the configuration
+// cannot work, and the master returns to the one it kept.  A verdict still
+// undecided after kVerdictWaitMs is said to the `-s reload` clients waiting
+// for it, who would otherwise give up without one.
 void Master::finish_reload()
 {
-    if (reload_.open && (workers_.tally(generation_).up > 0 || pool_target() == 0)) {
-        reload_.open = false;
-        retire_generation(generation_ - 1);
+    if (reload_.open) {
+        Tally t = workers_.tally(generation_);
+        if (t.up > 0 || pool_target() == 0) {
+            retire_generation(generation_ - 1);
+            end_reload();
+        } else if (reload_.startup_deaths >= kRollbackDeaths) {
+            roll_back();
+        } else if (!reload_.waiting.empty() &&
+                   scoreboard::now_ms() - reload_.committed_ms > kVerdictWaitMs) {
+            answer_waiting("failed: generation " + std::to_string(generation_) +
+                           " started, but none of its workers is up after " +
+                           std::to_string(kVerdictWaitMs / 1000) + " s; generation " +
+                           std::to_string(reload_.previous_generation) + " still serves\n");
+        }
     }
     drop_retired_generations();
+}
+
+// The new generation's state goes, the kept one comes back whole, and its
+// generation, whose workers were never retired, is the current one again;
+// the pool refills it from the kept configuration if it is short.
+void Master::roll_back()
+{
+    std::uint32_t failed = generation_;
+    std::vector<listener::Listener> unused =
+        listeners_.switch_to(reload_.previous.config, std::move(reload_.dropped));
+    reload_.dropped.clear();
+    retire_listeners(unused);
+    serving_ = std::move(reload_.previous);
+    tune_listeners();
+    log::configure(serving_.config.log.facility_code, serving_.config.log.level_priority);
+    generation_ = reload_.previous_generation;
+    workers_.retire_if([this](std::uint32_t g) { return g > generation_; });
+    std::erase(draining_, generation_);
+    if (workers_.has(failed))
+        draining_.push_back(failed);
+    start_generation_state();
+    floor_adjust_ = reload_.previous_floor_adjust;
+    next_tick_ms_ = 0;
+    last_reload_ = {false, generation_,
+                    "rolled back: the workers of generation " + std::to_string(failed) +
+                        " could not start (" + std::to_string(reload_.startup_deaths) +
+                        " died at start-up: " + reload_.why + "); generation " +
+                        std::to_string(generation_) + " serves the previous configuration"};
+    log::err("reload " + last_reload_.message);
+    end_reload();
+}
+
+// The kept state goes (its access log, the listeners the reload dropped),
+// and whoever asked for the reload over the control socket hears how it went.
+void Master::end_reload()
+{
+    retire_listeners(reload_.dropped);
+    reload_.previous = Serving{};
+    reload_.open = false;
+    reload_.why.clear();
+    answer_waiting((last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n");
+}
+
+// A client too slow to take its answer loses it; the reload's outcome does
+// not depend on who hears it.
+void Master::answer_waiting(const std::string& verdict)
+{
+    for (Fd& client : reload_.waiting)
+        control::write_all(client.get(), verdict, kVerdictWriteMs);
+    reload_.waiting.clear();
 }
 
 // "generation N retired" once the last worker of a draining one is gone.

@@ -215,6 +215,7 @@ private:
     void close_listeners();
     bool logging() const;
     std::vector<std::string> readable_roots() const;
+    void check_roots_in_jail() const;
     void confine();
 
     Context& c_;
@@ -254,10 +255,30 @@ std::vector<std::string> Worker::readable_roots() const
     return c_.sites.roots();
 }
 
+// The master checks the roots from outside the chroot, where a root the
+// jail does not contain still exists; inside, every request would be a 404.
+// A worker that cannot see its roots refuses to start instead, which makes
+// a reload to such a configuration a crash loop that the master rolls back.
+void Worker::check_roots_in_jail() const
+{
+    if (c_.identity.chroot.empty())
+        return;
+    for (const std::string& root : readable_roots()) {
+        struct stat st;
+        if (::stat(root.c_str(), &st) != 0)
+            throw std::runtime_error(sys_message("stat", root, errno) + " inside chroot " +
+                                     c_.identity.chroot);
+        if (!S_ISDIR(st.st_mode))
+            throw std::runtime_error(root + " inside chroot " + c_.identity.chroot +
+                                     " is not a directory");
+    }
+}
+
 // The last step before serving.  A mechanism the kernel lacks is said once
 // for the whole pool (the board remembers), not once per worker.
 void Worker::confine()
 {
+    check_roots_in_jail();
     http::open_roots(readable_roots());
     if (!c_.sandbox)
         return;

@@ -11,6 +11,7 @@
 // that actually reached accept().
 #include "preforkd/worker_table.hpp"
 
+#include <algorithm>
 #include <csignal>
 
 #include "preforkd/config.hpp"
@@ -52,6 +53,21 @@ void WorkerTable::adopt(int slot, pid_t pid, std::uint32_t generation, Fd channe
     w.generation = generation;
     w.channel = std::move(channel);
     board_->slots[slot].pid.store(pid);
+}
+
+std::uint32_t WorkerTable::adopt_board()
+{
+    std::uint32_t newest = 0;
+    for (int i = 0; i < size(); ++i) {
+        const scoreboard::Slot& s = board_->slots[i];
+        pid_t pid = s.pid.load();
+        if (pid <= 0 || s.state.load() == State::empty || rows_[std::size_t(i)].pid)
+            continue;
+        std::uint32_t generation = s.generation.load();
+        adopt(i, pid, generation, Fd());
+        newest = std::max(newest, generation);
+    }
+    return newest;
 }
 
 void WorkerTable::release(int slot)

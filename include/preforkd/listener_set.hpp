@@ -39,7 +39,8 @@ public:
     // The reload's commit: the set becomes `next.listen`, made of the
     // listeners it kept and of `fresh` (from open_missing()).  New addresses
     // are logged "listening on".  Returns the listeners `next` no longer
-    // names, still open: old workers may still accept on them.
+    // names, and any of `fresh` it does not name, still open: old workers
+    // may still accept on them, and a rollback may want them back.
     std::vector<listener::Listener> switch_to(const config::Config& next,
                                               std::vector<listener::Listener> fresh);
 

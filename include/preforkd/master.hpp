@@ -13,7 +13,9 @@
 // state untouched; only then does commit_reload() switch.  The transaction
 // stays open until finish_reload() sees a worker of the new generation up
 // and retires the old one, so a configuration whose workers cannot start
-// never takes the server down.
+// never takes the server down; if instead the new workers keep dying at
+// start-up, finish_reload() rolls back to the configuration it kept, and the
+// old generation, still serving, becomes the current one again.
 #pragma once
 
 #include <csignal>
@@ -43,9 +45,18 @@ struct Reload {
 };
 
 // A committed reload that is not over yet: the new generation has no worker
-// up so far, and the old one still serves.
+// up so far, and the old one still serves.  What it replaced is kept for a
+// rollback until it ends.
 struct OpenReload {
     bool open = false;
+    Serving previous;                          // the configuration to return to
+    std::uint32_t previous_generation = 0;     // the generation that ran it
+    int previous_floor_adjust = 0;
+    std::vector<listener::Listener> dropped;   // listeners it closed, still open
+    int startup_deaths = 0;                    // new workers dead before up
+    std::string why;                           // the last one's reason
+    std::int64_t committed_ms = 0;
+    std::vector<Fd> waiting;                   // `-s reload` clients awaiting the verdict
 };
 
 // The outcome of the last reload, for logs now and for callers later.
@@ -119,6 +130,11 @@ private:
     Reload prepare_reload();
     void commit_reload(Reload next);
     void start_generation();
+    void start_generation_state();
+    void keep_for_rollback(std::vector<listener::Listener> dropped);
+    void roll_back();
+    void end_reload();
+    void answer_waiting(const std::string& verdict);
     void drop_retired_generations();
 
     // The control socket (control.hpp), in master_control.cpp.
@@ -140,7 +156,8 @@ private:
     pid_t parker_pid_ = 0;
     std::int64_t parker_due_ms_ = 0;          // when a dead parker is replaced
     int parker_failures_ = 0;                 // deaths in a row, for the back-off
-    std::uint32_t generation_ = 1;
+    std::uint32_t generation_ = 1;            // the current generation
+    std::uint32_t newest_generation_ = 1;     // never reused, even after a rollback
     OpenReload reload_;
     std::vector<std::uint32_t> draining_;     // old generations with live workers
     std::string startup_error_;               // a worker could not start before ready

@@ -53,6 +53,11 @@ public:
     // row `slot`.  The seam for adopting workers that another image of the
     // master started: their slots are already filled in the scoreboard.
     void adopt(int slot, pid_t pid, std::uint32_t generation, Fd channel);
+    // After an in-place upgrade: a row for every slot of the (inherited)
+    // scoreboard that names a live worker, with the generation the slot
+    // records and no channel.  Returns the highest generation adopted, 0 if
+    // none.  The caller treats them as an old generation to retire.
+    std::uint32_t adopt_board();
     // Empties row and slot `slot` after its worker was reaped (or not forked).
     void release(int slot);
     // The row of worker `pid`, or -1.
