@@ -50,6 +50,17 @@ constexpr std::int64_t kFastStopGraceMs = 500;   // TERM, then KILL
 constexpr int kCrashBurst = 5;
 constexpr std::int64_t kCrashWindowMs = 10000;
 
+// A worker's channel: the reopened access logs travel over it as datagrams.
+bool channel_pair(Fd& master_end, Fd& worker_end)
+{
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return false;
+    master_end.reset(sv[0]);
+    worker_end.reset(sv[1]);
+    return true;
+}
+
 }  // namespace
 
 Master::Master(config::Config config, cli::Options options, Fd& ready_pipe,
@@ -254,25 +265,28 @@ void Master::spawn_worker()
         tune_listeners();
     }
     int slot = workers_.free_slot();
-    int sv[2];
-    if (slot < 0 || ::socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        log::err(slot < 0 ? "no free scoreboard slot" : sys_message("socketpair", "", errno));
+    if (slot < 0) {
+        log::err("no free scoreboard slot");
+        return;
+    }
+    Fd master_end, worker_end;
+    if (!channel_pair(master_end, worker_end)) {
+        log::err(sys_message("socketpair", "", errno));
         return;
     }
     workers_.claim(slot, generation_);
     pid_t pid = ::fork();
     if (pid == 0) {
-        ::close(sv[0]);
-        become_worker(slot, Fd(sv[1]));
+        master_end.reset();
+        become_worker(slot, std::move(worker_end));
     }
-    ::close(sv[1]);
+    worker_end.reset();
     if (pid < 0) {
-        ::close(sv[0]);
         workers_.slot(slot).state.store(State::empty);
         log::err(sys_message("fork", "worker", errno));
         return;
     }
-    workers_.adopt(slot, pid, generation_, Fd(sv[0]));
+    workers_.adopt(slot, pid, generation_, std::move(master_end));
 }
 
 void Master::become_worker(int slot, Fd channel)

@@ -51,29 +51,30 @@ worker::Context worker_context(Serving& serving, ListenerSet& listeners, parker:
 {
     const config::Config& config = serving.config;
     worker::Context c;
-    c.park = config.http.parking ? queues.park_worker.get() : -1;
-    c.ready = queues.ready_worker.get();
-    for (const listener::Listener& l : listeners.all())
-        c.listeners.push_back(l.fd.get());
+    if (config.http.parking)
+        c.park = std::move(queues.park_worker);
+    c.ready = std::move(queues.ready_worker);
+    for (listener::Listener& l : listeners.all())
+        c.listeners.push_back(std::move(l.fd));
     c.board = board;
     c.slot = slot;
     c.generation = generation;
     c.log_epoch = board->log_epoch.load();
-    c.access_log_fd = serving.access_log.get();
+    c.access_log = std::move(serving.access_log);
     c.access_log_path = config.log.access_log;
     c.log_mode = access_log::mode_of(config);
     c.log_format = access_log::format_of(config.log.access_format);
     c.log_priority = access_log::syslog_priority(config);
     c.log_buffer = std::size_t(config.log.access_buffer);
     c.log_flush_seconds = config.log.access_flush;
-    c.channel = channel.release();
+    c.channel = std::move(channel);
     c.max_requests = config.workers.max_requests;
     c.identity = serving.identity;
     c.sandbox = config.sandbox;
     c.settings = settings_of(config);
     c.sites = *serving.sites.table;
-    for (const site_setup::LogFile& l : serving.sites.logs)
-        c.site_logs.push_back({l.fd.get(), l.path, l.format});
+    for (site_setup::LogFile& l : serving.sites.logs)
+        c.site_logs.push_back({std::move(l.fd), l.path, l.format});
     return c;
 }
 
