@@ -142,7 +142,7 @@ void Master::commit_reload(Reload next)
     if (workers_.tally(generation_).live > 0 &&
         std::find(draining_.begin(), draining_.end(), old) == draining_.end())
         draining_.push_back(old);
-    reload_.open = true;
+    reload_.open = reload_.can_roll_back = true;
     reload_.startup_deaths = 0;
     reload_.committed_ms = scoreboard::now_ms();
     start_generation();
@@ -199,7 +199,7 @@ void Master::finish_reload()
         if (t.up > 0 || pool_target() == 0) {
             retire_generation(generation_ - 1);
             end_reload();
-        } else if (reload_.startup_deaths >= kRollbackDeaths) {
+        } else if (reload_.can_roll_back && reload_.startup_deaths >= kRollbackDeaths) {
             roll_back();
         } else if (!reload_.waiting.empty() &&
                    scoreboard::now_ms() - reload_.committed_ms > kVerdictWaitMs) {
@@ -260,6 +260,31 @@ void Master::answer_waiting(const std::string& verdict)
     for (Fd& client : reload_.waiting)
         control::write_all(client.get(), verdict, kVerdictWriteMs);
     reload_.waiting.clear();
+}
+
+// The seam for an in-place upgrade, to be called in start() once the
+// inherited scoreboard is attached and before the first generation is
+// forked: the workers the previous image left are adopted as the old
+// generation, and this image's first generation is numbered after them and
+// retires them as a reload does, through finish_reload().  There is
+// nothing to roll back to here; undoing an upgrade is re-executing the
+// previous image.
+void Master::adopt_old_generation()
+{
+    std::uint32_t old = workers_.adopt_board();
+    if (old == 0)
+        return;
+    for (int i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_.row(i);
+        if (w.pid && std::find(draining_.begin(), draining_.end(), w.generation) == draining_.end())
+            draining_.push_back(w.generation);
+    }
+    generation_ = newest_generation_ = old + 1;
+    reload_.open = true;
+    reload_.can_roll_back = false;
+    reload_.committed_ms = scoreboard::now_ms();
+    log::notice("adopted " + std::to_string(workers_.tally(generation_).live) +
+                " workers as generation " + std::to_string(old) + " and older");
 }
 
 // "generation N retired" once the last worker of a draining one is gone.

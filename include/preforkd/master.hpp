@@ -49,6 +49,7 @@ struct Reload {
 // rollback until it ends.
 struct OpenReload {
     bool open = false;
+    bool can_roll_back = false;                // false for adopted workers
     Serving previous;                          // the configuration to return to
     std::uint32_t previous_generation = 0;     // the generation that ran it
     int previous_floor_adjust = 0;
@@ -131,6 +132,7 @@ private:
     void commit_reload(Reload next);
     void start_generation();
     void start_generation_state();
+    void adopt_old_generation();
     void keep_for_rollback(std::vector<listener::Listener> dropped);
     void roll_back();
     void end_reload();
