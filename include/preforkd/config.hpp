@@ -173,6 +173,17 @@ struct Site {
     bool operator==(const Site&) const = default;
 };
 
+// What a listen entry written as a group adds to its address:
+//   { address = "*:443"; tls = true; proxy_protocol = true; proxy_trusted = [ "10.0.0.0/8" ]; }
+// A plain string is an entry with every option off.
+struct ListenOptions {
+    bool tls = false;                  // TLS on this socket, with the sites' certificates
+    bool proxy_protocol = false;       // a PROXY v1 or v2 header opens every connection
+    std::vector<Cidr> proxy_trusted;   // peers that may send it; empty = any peer
+
+    bool operator==(const ListenOptions&) const = default;
+};
+
 inline constexpr int kMaxWorkers = 4096;
 
 struct Config {
@@ -183,6 +194,10 @@ struct Config {
     std::string control_socket;  // "" = beside pid_file (control::path_of)
     std::string chroot;          // "" = none
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
+    // The options of listen[i], index for index; an entry missing at the
+    // end (code that sets listen alone) has every option off: read it
+    // through listen_options_of().
+    std::vector<ListenOptions> listen_options;
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
     std::string unix_owner;           // owner of unix: sockets, "" = the master's
@@ -198,6 +213,13 @@ struct Config {
 
     bool operator==(const Config&) const = default;
 };
+
+// The options of the listen entry at `index` (all off if none were written).
+inline const ListenOptions& listen_options_of(const Config& c, std::size_t index)
+{
+    static const ListenOptions none;
+    return index < c.listen_options.size() ? c.listen_options[index] : none;
+}
 
 // Loads `path`.  Relative paths inside are resolved against the directory of
 // `path`; so are `include` globs.  Throws ConfigError with every problem found.
