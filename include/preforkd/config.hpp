@@ -91,6 +91,26 @@ struct Log {
     bool operator==(const Log&) const = default;
 };
 
+// The tls = { ... } group: what every TLS listener shares.  The defaults
+// follow Mozilla's "intermediate" profile (TLS 1.2 and 1.3, ECDHE with AEAD
+// ciphers).  Certificates belong to sites (Site::tls).
+struct Tls {
+    std::vector<std::string> protocols = {"TLSv1.2", "TLSv1.3"};
+    std::string ciphers =   // TLS 1.2, OpenSSL names
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    std::string ciphersuites =   // TLS 1.3
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+    std::string curves = "X25519:prime256v1:secp384r1";
+    bool session_tickets = true;
+    int ticket_rotation = 3600;      // seconds a ticket key encrypts; kept one more for decrypting
+    std::string ticket_key_file;     // "" = keys made by the master, in memory only
+    int handshake_timeout = 10;      // seconds a handshake may take
+
+    bool operator==(const Tls&) const = default;
+};
+
 // --- sites -------------------------------------------------------------------
 
 // An address block of allow/deny: "10.0.0.0/8", "::1" (a /128), "all".
@@ -207,6 +227,7 @@ struct Config {
     Workers workers;
     Http http;
     Log log;
+    Tls tls;
     // As written, includes read; empty means the one default site of
     // effective_sites().
     std::vector<Site> sites;
