@@ -84,8 +84,22 @@ Test(status_page, json_page_has_the_shape_of_status_json) {
     Daemon d = start_daemon();
     Response x = http_get(d.port, "/x.txt");
     D_ASSERT(d, x.ok && x.status == 200, "GET /x.txt: %s", x.error.c_str());
-    Response r = http_get(d.port, "/status.json");
-    D_ASSERT(d, r.ok && r.status == 200, "GET /status.json: %s", r.error.c_str());
+    // A worker adds a response's bytes once it has sent it, which may be
+    // just after the client has read it: ask until /x.txt's bytes are in.
+    Response r;
+    int asked = 0;
+    std::size_t earlier = 0;   // body bytes of the pages asked before this one
+    bool counted = wait_until([&] {
+        earlier += r.body.size();
+        r = http_get(d.port, "/status.json");
+        ++asked;
+        std::size_t at = r.body.find("\"totals\":{");
+        at = at == std::string::npos ? at : r.body.find("\"bytes\":", at);
+        return r.ok && r.status == 200 && at != std::string::npos &&
+               std::stoul(r.body.substr(at + 8)) >= x.body.size();
+    });
+    D_ASSERT(d, counted && r.ok && r.status == 200, "GET /status.json: %s %s\n%s", r.error.c_str(),
+             r.status_line.c_str(), r.body.c_str());
     D_ASSERT(d, r.header("content-type") == "application/json", "%s", r.header("content-type").c_str());
     D_ASSERT(d, r.header("cache-control") == "no-store", "%s", r.header("cache-control").c_str());
     write_file(d.path("page.json"), r.body);
@@ -98,13 +112,17 @@ Test(status_page, json_page_has_the_shape_of_status_json) {
         "got=set(w['pid'] for w in s['workers']); "
         "assert s['pid']==int(sys.argv[2]) and s['generation']==1 and s['config_file']==sys.argv[4], s; "
         "assert want <= got, (want, got); "
-        "assert s['totals']['requests']==2 and s['totals']['bytes']==int(sys.argv[5]), s; "
+        "t=s['totals']; size=int(sys.argv[5]); "
+        "assert t['requests']==1+int(sys.argv[6]), s; "
+        "assert size <= t['bytes'] <= size+int(sys.argv[7]), s; "
+        "assert t['requests']==sum(w['requests'] for w in s['workers']), s; "
         "assert s['pool']['workers']==len(s['workers']) and s['pool']['max']==8, s; "
         "me=[w for w in s['workers'] if w['request']=='GET /status.json HTTP/1.1']; "
-        "assert len(me)==1 and me[0]['client']=='127.0.0.1', s; "
+        "assert me and me[-1]['client']=='127.0.0.1', s; "
         "assert set(s) >= {'version','config_loaded','uptime','draining','stopping','parking','parked'}, s";
     RunResult py = run({"/usr/bin/python3", "-c", check, d.path("page.json"), std::to_string(d.pid),
-                        pids, d.conf, std::to_string(x.body.size())},
+                        pids, d.conf, std::to_string(x.body.size()), std::to_string(asked),
+                        std::to_string(earlier)},
                        d.dir);
     D_ASSERT(d, py.status == 0, "JSON page: %s\n%s", py.err.c_str(), r.body.c_str());
     NO_SANITIZER_REPORTS();
@@ -119,20 +137,37 @@ Test(status_page, auto_page_parses_as_a_plugin_reads_it) {
         Response r = http_get(d.port, "/big.txt");
         D_ASSERT(d, r.ok && r.status == 200 && r.body.size() == size, "GET /big.txt: %s", r.error.c_str());
     }
-    // The URL plugins use: ?auto, here on the text location.
-    Response r = http_get(d.port, "/status?auto");
-    D_ASSERT(d, r.ok && r.status == 200, "GET /status?auto: %s", r.error.c_str());
+    // The URL plugins use: ?auto, here on the text location.  A worker adds
+    // a response's bytes once it has sent it, which may be just after the
+    // client has read it: ask until the five files' bytes are in.
+    Response r;
+    std::map<std::string, std::string> f;
+    int asked = 0;
+    bool counted = wait_until([&] {
+        r = http_get(d.port, "/status?auto");
+        ++asked;
+        f = parse_auto(r.body);
+        return r.ok && r.status == 200 && !f["Total kBytes"].empty() &&
+               std::stoul(f["Total kBytes"]) >= n * size / 1024;
+    });
+    D_ASSERT(d, counted, "GET /status?auto: %s %s\n%s", r.error.c_str(), r.status_line.c_str(),
+             r.body.c_str());
     D_ASSERT(d, r.header("content-type").starts_with("text/plain"), "%s", r.header("content-type").c_str());
     D_ASSERT(d, r.header("cache-control") == "no-store", "%s", r.header("cache-control").c_str());
-    std::map<std::string, std::string> f = parse_auto(r.body);
-    // Every GET so far, and this one, which its worker counts before answering.
-    D_ASSERT(d, f["Total Accesses"] == std::to_string(n + 1), "%s", r.body.c_str());
-    D_ASSERT(d, f["Total kBytes"] == std::to_string(n * size / 1024), "%s", r.body.c_str());
-    D_ASSERT(d, f["BytesPerReq"] == format("%g", double(n * size) / (n + 1)), "%s", r.body.c_str());
+    // Every GET so far, this one included: its worker counts it before answering.
+    unsigned long accesses = std::stoul(f["Total Accesses"]);
+    D_ASSERT(d, accesses == unsigned(n + asked), "want %d accesses:\n%s", n + asked, r.body.c_str());
+    // The earlier status pages are a few hundred bytes each.
+    unsigned long kbytes = std::stoul(f["Total kBytes"]);
+    D_ASSERT(d, kbytes <= (n * size + asked * 1024) / 1024, "%s", r.body.c_str());
+    double per_request = std::stod(f["BytesPerReq"]);
+    D_ASSERT(d, per_request * accesses >= kbytes * 1024.0 * 0.999 &&
+                    per_request * accesses < (kbytes + 1) * 1024.0 * 1.001,
+             "BytesPerReq against Total kBytes:\n%s", r.body.c_str());
     long uptime = std::stol(f["Uptime"]);
     D_ASSERT(d, uptime >= 0 && f["ServerUptimeSeconds"] == f["Uptime"], "%s", r.body.c_str());
     if (uptime > 0)
-        D_ASSERT(d, f["ReqPerSec"] == format("%g", double(n + 1) / double(uptime)), "%s", r.body.c_str());
+        D_ASSERT(d, f["ReqPerSec"] == format("%g", double(accesses) / double(uptime)), "%s", r.body.c_str());
     std::string board = f["Scoreboard"];
     D_ASSERT(d, board.size() == 8, "one letter per slot up to workers.max: '%s'", board.c_str());
     int live = 0, busy = 0;
@@ -141,8 +176,7 @@ Test(status_page, auto_page_parses_as_a_plugin_reads_it) {
         busy += c == 'R' || c == 'W' || c == 'K' || c == 'G';
         D_ASSERT(d, std::string("._SRWKG").find(c) != std::string::npos, "letter %c", c);
     }
-    D_ASSERT(d, live == int(d.workers().size()), "%d letters for %zu workers: %s", live,
-             d.workers().size(), board.c_str());
+    D_ASSERT(d, live >= 2 && live <= 8, "%d letters: %s", live, board.c_str());
     D_ASSERT(d, busy >= 1 && f["BusyWorkers"] == std::to_string(busy), "the serving worker: %s",
              r.body.c_str());
     D_ASSERT(d, std::stoi(f["BusyWorkers"]) + std::stoi(f["IdleWorkers"]) == live, "%s", r.body.c_str());
@@ -151,7 +185,7 @@ Test(status_page, auto_page_parses_as_a_plugin_reads_it) {
     Response a = http_get(d.port, "/server-status");
     D_ASSERT(d, a.ok && a.status == 200, "GET /server-status: %s", a.error.c_str());
     std::map<std::string, std::string> g = parse_auto(a.body);
-    D_ASSERT(d, g["Total Accesses"] == std::to_string(n + 2), "%s", a.body.c_str());
+    D_ASSERT(d, g["Total Accesses"] == std::to_string(n + asked + 1), "%s", a.body.c_str());
     D_ASSERT(d, g["ServerMPM"] == "prefork" && g.count("IdleWorkers"), "%s", a.body.c_str());
     NO_SANITIZER_REPORTS();
 }
@@ -182,6 +216,6 @@ Test(status_page, config_test_names_the_line_of_a_bad_format) {
     d.write_config(o);
     RunResult dump = run({daemon_binary(), "-T", "-c", d.conf}, d.dir);
     cr_assert_eq(dump.status, 0, "-T exit %d: %s", dump.status, dump.err.c_str());
-    cr_assert(contains(dump.out, "status = \"auto\";") && contains(dump.out, "status = \"off\";"),
+    cr_assert(contains(dump.out, "status = \"auto\";") && contains(dump.out, "status = \"json\";"),
               "%s", dump.out.c_str());
 }
