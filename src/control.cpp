@@ -10,10 +10,17 @@
 // bounded by a deadline of a fraction of a second, after which the client is
 // dropped.
 //
+// The status has one source, snapshot_of(): a walk over the scoreboard's
+// slots and the facts the master publishes there.  The master renders it
+// for this socket; a worker renders it for a status location
+// (http/status.hpp), as text, JSON or mod_status's `?auto` report, so the
+// three views can never disagree about what a field means.
+//
 // Rejected: a signal plus a file for the verdict (PIDFILE.reload), which
 // this replaced: two round trips through the file system, and nothing for
-// status; an HTTP endpoint on the public listeners for `-s status`, which
-// would need access rules to keep the scoreboard private.
+// status; serving `-s status` itself over HTTP on the public listeners,
+// which would need access rules to keep the scoreboard private (a status
+// location is opt-in, and limited by its allow/deny lists).
 #include "preforkd/control.hpp"
 
 #include <algorithm>

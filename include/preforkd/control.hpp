@@ -10,8 +10,9 @@
 //                 the master has applied or rejected the configuration
 //
 // Anything else is answered "error: ...".  The protocol and the rendering
-// are pure functions (bytes in, text out) over a Snapshot the master fills
-// from its scoreboard, so that tests need no daemon; the socket calls are
+// are pure functions (bytes in, text out) over a Snapshot read from the
+// scoreboard (snapshot_of, which a worker's status page uses too), so that
+// tests need no daemon; the socket calls are
 // the only part that touches the system.  The master's side never blocks:
 // the listening socket and each accepted one are non-blocking, and a client
 // gets a bounded time to send its line and to take its answer.

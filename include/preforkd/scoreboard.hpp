@@ -3,7 +3,8 @@
 // Created by the master before the first fork (MAP_SHARED|MAP_ANONYMOUS) and
 // never resized: it has a slot for the largest pool the configuration allows.
 // A worker writes only its own slot; the master reads them all and decides
-// everything about the pool from them.  Fields are atomics so the master
+// everything about the pool from them (a worker serving a status page reads
+// them too, and writes nothing for it).  Fields are atomics so the master
 // never reads a torn counter; the request text is advisory (for logs).
 #pragma once
 
