@@ -461,6 +461,7 @@ void Master::kill_overdue_workers()
 // the status line.  Nothing is decided here.
 void Master::report_progress()
 {
+    publish_status();
     Tally t = workers_.tally(generation_);
     board_->idle_workers.store(t.accepting, std::memory_order_relaxed);
     board_->spare_target.store(limits().min_spare, std::memory_order_relaxed);

@@ -146,6 +146,7 @@ private:
     std::string control_answer(const std::string& line);
     std::string control_reload();
     control::Snapshot snapshot() const;
+    void publish_status() const;
 
     cli::Options options_;
     Fd& ready_pipe_;
