@@ -158,9 +158,15 @@ Master::~Master()
 
 int Master::run()
 {
-    start();
+    try {
+        start();
+    } catch (const std::exception& e) {
+        give_back(e.what());   // an upgrade that cannot start returns to the old binary
+        throw;
+    }
     for (;;) {
         reap_workers();
+        check_upgrade();
         if (!startup_error_.empty())
             break;
         handle_signals();
@@ -188,6 +194,8 @@ int Master::run()
 
 void Master::start()
 {
+    if (const upgrade::Handover* handed = upgrade::received())
+        return start_adopted(*handed);
     // The first line of every start: which build the log lines come from.
     log::notice("preforkd " PREFORKD_VERSION " starting");
     signals::install_master(wait_mask_);
@@ -203,7 +211,7 @@ void Master::start()
     open_listeners();
     pid_file_ = pidfile::PidFile(config_.pid_file);
     open_control();
-    board_ = scoreboard::create();
+    board_ = scoreboard::create(board_memory_);
     proctitle::set("preforkd: master process " + proctitle::original());
     log::notice("master process started (pid " + std::to_string(::getpid()) +
                 "), generation " + std::to_string(generation_));
@@ -267,6 +275,8 @@ void Master::tune_listeners()
 listener::Listener Master::bind_or_adopt(const listener::Address& address,
                                          const config::Config& c)
 {
+    if (std::optional<listener::Listener> kept = take_handed_listener(address.canonical))
+        return std::move(*kept);
     auto same = [&](const listener::Listener& l) { return l.address.canonical == address.canonical; };
     auto it = std::find_if(inherited_.begin(), inherited_.end(), same);
     if (it == inherited_.end())
@@ -468,6 +478,7 @@ void Master::close_inherited_in_child()
     control_client_.reset();
     for (WorkerInfo& w : workers_)
         w.channel.reset();
+    forget_upgrade_in_child();
 }
 
 // ---- the parker ---------------------------------------------------------------
@@ -725,6 +736,7 @@ void Master::report_progress()
     if (retire_older_pending_ && (up > 0 || target == 0)) {
         retire_older_pending_ = false;
         retire_generation(generation_ - 1);
+        finish_upgrade(true, "");   // the new image serves: an upgrade commits here
     }
     for (auto it = draining_.begin(); it != draining_.end();) {
         std::uint32_t g = *it;
@@ -782,7 +794,8 @@ void Master::handle_signal(int number)
         log::notice("received " + name + ", reopening logs");
         return reopen_logs();
     case SIGUSR2:
-        log::warning("received " + name + ": binary upgrade is not supported yet");
+        log::notice("received " + name + ", upgrading the binary in place");
+        upgrade_binary();
         return;
     case SIGWINCH:
         log::notice("received " + name + ", stopping workers");

@@ -71,11 +71,13 @@ std::string Master::control_answer(const std::string& line)
         return control::render_json(snapshot());
     case control::Command::reload:
         return control_reload();
+    case control::Command::upgrade:
+        return control_upgrade();
     case control::Command::unknown:
         break;
     }
     return "error: unknown command " + control::json_string(line.substr(0, 64)) +
-           " (status, status json, reload)\n";
+           " (status, status json, reload, upgrade)\n";
 }
 
 // The reload runs here, as a SIGHUP's would, and its verdict is the answer.
@@ -86,6 +88,17 @@ std::string Master::control_reload()
     log::notice("control socket: reload requested");
     reload();
     return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
+}
+
+// Returns only when the upgrade did not happen: the new image answers the
+// client, whose connection it inherits, once it serves or has returned to
+// this binary.
+std::string Master::control_upgrade()
+{
+    if (phase_ != Phase::running)
+        return "failed: the server is stopping\n";
+    log::notice("control socket: upgrade requested");
+    return "failed: " + upgrade_binary() + "\n";
 }
 
 control::Snapshot Master::snapshot() const

@@ -8,6 +8,9 @@
 //   status json   the same as one JSON object (preforkd(8) documents it)
 //   reload        "ok: generation N started" or "failed: <why>", sent once
 //                 the master has applied or rejected the configuration
+//   upgrade       "ok: ..." or "failed: <why>", sent once the new binary
+//                 serves, or was refused, or the old one runs again
+//                 (upgrade.hpp); the connection outlives the execve
 //
 // Anything else is answered "error: ...".  The protocol and the rendering
 // are pure functions (bytes in, text out) over a Snapshot the master fills
@@ -31,7 +34,7 @@ namespace preforkd::control {
 
 // ---- the protocol ---------------------------------------------------------------
 
-enum class Command { status, status_json, reload, unknown };
+enum class Command { status, status_json, reload, upgrade, unknown };
 
 // The command of one line ("status\n", "status json\r\n"); surrounding
 // blanks and the line end are ignored, case is not.

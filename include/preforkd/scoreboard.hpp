@@ -1,7 +1,7 @@
 // scoreboard.hpp - one slot per worker in memory shared by the whole pool.
 //
-// Created by the master before the first fork (MAP_SHARED|MAP_ANONYMOUS) and
-// never resized: it has a slot for the largest pool the configuration allows.
+// Created by the master before the first fork (a memfd mapped MAP_SHARED, so
+// that an in-place upgrade can hand it to the next image) and never resized: it has a slot for the largest pool the configuration allows.
 // A worker writes only its own slot; the master reads them all and decides
 // everything about the pool from them.  Fields are atomics so the master
 // never reads a torn counter; the request text is advisory (for logs).
@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "preforkd/config.hpp"
+#include "preforkd/fd.hpp"
 
 namespace preforkd::scoreboard {
 
@@ -71,8 +72,14 @@ struct Board {
     std::atomic<bool> sandbox_gap_said;
 };
 
-// Maps a zeroed board shared with every future child.  Throws on failure.
-Board* create();
+// Maps a zeroed board shared with every future child; `memory` receives
+// its descriptor (close-on-exec).  Throws on failure.
+Board* create(Fd& memory);
+
+// Maps the board behind `memory`, a descriptor create() made in an earlier
+// image of this process.  Throws when it is not a board of this build's
+// size (another layout: the slots would be misread).
+Board* attach(int memory);
 
 // CLOCK_MONOTONIC in milliseconds.
 std::int64_t now_ms() noexcept;
