@@ -395,7 +395,7 @@ std::string check(const std::string& binary, const cli::Options& o)
     if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && said.rfind("execve(", 0) == 0)
         return said;
     std::string how = WIFSIGNALED(status) ? "was killed by signal " + std::to_string(WTERMSIG(status))
-                                          : "exited with status " + std::to_string(WEXITSTATUS(status));
+                                          : "failed with exit status " + std::to_string(WEXITSTATUS(status));
     return binary + " -t " + how + (said.empty() ? "" : ": " + said);
 }
 
