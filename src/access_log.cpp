@@ -281,7 +281,9 @@ bool receive_one(int channel, Received& out)
     cmsghdr* c = CMSG_FIRSTHDR(&m.msg);
     if (!c || c->cmsg_type != SCM_RIGHTS)
         return false;
-    std::memcpy(&out.fd, CMSG_DATA(c), sizeof out.fd);
+    int fd = -1;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    out.fd.reset(fd);
     out.sink = m.sink;
     return true;
 }
@@ -306,12 +308,10 @@ std::vector<Received> receive_fds(int channel)
     for (Received r; receive_one(channel, r);) {
         auto same = std::find_if(newest.begin(), newest.end(),
                                  [&](const Received& n) { return n.sink == r.sink; });
-        if (same == newest.end()) {
-            newest.push_back(r);
-        } else {
-            ::close(same->fd);
-            same->fd = r.fd;
-        }
+        if (same == newest.end())
+            newest.push_back(std::move(r));
+        else
+            same->fd = std::move(r.fd);   // the older one is closed
     }
     return newest;
 }

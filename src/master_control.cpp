@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <unistd.h>
 
 #include "preforkd/log.hpp"
@@ -38,9 +39,9 @@ std::string text_of(const char* field, std::size_t size)
 // -s reload and -s status would otherwise fail later, far from the cause.
 void Master::open_control()
 {
-    started_at_ = config_loaded_at_ = ::time(nullptr);
+    started_at_ = ::time(nullptr);
     started_ms_ = scoreboard::now_ms();
-    std::string path = control::path_of(config_);
+    std::string path = control::path_of(serving_.config);
     listener::ParseResult p = listener::parse("unix:" + path);
     if (!p.address)
         throw std::runtime_error("control_socket " + path + ": " + p.error.substr(p.error.find(": ") + 2));
@@ -56,10 +57,22 @@ void Master::close_control()
     control_client_.reset();
 }
 
+// control::serve_one(), but a reload's client may be kept: its verdict is
+// known only when the reload ends (finish_reload()), and control_reload()
+// moves it to the reload's waiting clients, leaving nothing to answer now.
+// The client is held in control_client_ meanwhile, so that the workers a
+// reload forks close it.
 void Master::serve_control()
 {
-    control::serve_one(control_.fd.get(), control_client_,
-                       [this](const std::string& line) { return control_answer(line); });
+    control_client_ = control::accept_client(control_.fd.get());
+    if (!control_client_)
+        return;
+    bool too_long = false;
+    std::optional<std::string> line = control::read_line(control_client_.get(), 500, too_long);
+    std::string reply = too_long ? "error: command line too long\n" : line ? control_answer(*line) : "";
+    if (control_client_ && !reply.empty())
+        control::write_all(control_client_.get(), reply, 2000);
+    control_client_.reset();
 }
 
 std::string Master::control_answer(const std::string& line)
@@ -80,14 +93,18 @@ std::string Master::control_answer(const std::string& line)
            " (status, status json, reload, upgrade)\n";
 }
 
-// The reload runs here, as a SIGHUP's would, and its verdict is the answer.
+// The reload runs here, as a SIGHUP's would.  A rejected one is answered at
+// once; a committed one when it ends: its new generation up, or rolled back.
 std::string Master::control_reload()
 {
     if (phase_ != Phase::running)
         return "failed: the server is stopping\n";
     log::notice("control socket: reload requested");
     reload();
-    return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
+    if (!reload_.open)
+        return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
+    reload_.waiting.push_back(std::move(control_client_));
+    return "";
 }
 
 // Returns only when the upgrade did not happen: the new image answers the
@@ -108,7 +125,7 @@ control::Snapshot Master::snapshot() const
     s.version = PREFORKD_VERSION;
     s.master = ::getpid();
     s.config_file = options_.config_file;
-    s.config_loaded = config_loaded_at_;
+    s.config_loaded = serving_.loaded_at;
     s.started = started_at_;
     s.uptime = (now - started_ms_) / 1000;
     s.generation = generation_;
@@ -116,15 +133,15 @@ control::Snapshot Master::snapshot() const
     s.paused = paused_;
     s.stopping = phase_ != Phase::running;
     s.floor = limits().floor;
-    s.floor_configured = std::min(config_.workers.start, config_.workers.max);
-    s.max = config_.workers.max;
-    s.parking = parker_pid_ != 0 || config_.http.parking;
+    s.floor_configured = pool_target();
+    s.max = serving_.config.workers.max;
+    s.parking = parker_pid_ != 0 || serving_.config.http.parking;
     s.parked = board_->parked.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        const WorkerInfo& w = workers_[i];
+    for (int i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_.row(i);
         if (!w.pid)
             continue;
-        const scoreboard::Slot& slot = board_->slots[i];
+        const scoreboard::Slot& slot = workers_.slot(i);
         control::WorkerRow row;
         row.pid = w.pid;
         row.generation = w.generation;

@@ -4,12 +4,14 @@
 // with handover(): what it owns, by descriptor number.  The receiving image
 // starts in start_adopted() instead of start(): it takes the descriptors
 // into their owners, binds nothing it was given, adopts the workers as the
-// generation they were, and starts the next one as commit_reload() does.
-// The upgrade commits in report_progress(), when the old generation is
-// retired because a new worker is up; before that check_upgrade() and
-// give_back() return to the previous image on any failure.  A returning
-// image (a handover with a failure) keeps the workers as its own
-// generation and starts none: it was serving with them a moment ago.
+// old generation (adopt_old_generation(), the reload's seam for this) with
+// the channels and retirements the handover names, and starts the next
+// generation as a reload does.  The upgrade commits in finish_reload(),
+// when the old generation is retired because a new worker is up; before
+// that, check_upgrade() and give_back() return to the previous image on
+// any failure.  A returning image (a handover with a failure) keeps the
+// workers as its own generation and starts none: it was serving with them
+// a moment ago.
 //
 // Rejected: committing at exec time and leaving a failed image to the
 // crash back-off, which would leave the server on a binary that cannot
@@ -22,10 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "preforkd/access_log.hpp"
 #include "preforkd/control.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/master.hpp"
+#include "preforkd/master_support.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
@@ -60,6 +62,11 @@ std::string Master::upgrade_binary()
 {
     if (phase_ != Phase::running)
         return "the server is stopping";
+    // Its clients wait for a verdict this image would take with it, and an
+    // upgrade under way (in a new image) has not committed yet.
+    if (reload_.open)
+        return "a reload or an upgrade is still under way: generation " + std::to_string(generation_) +
+               " has no worker up yet";
     const std::string& path = upgrade::binary_path();
     if (path.empty() || upgrade::own_image() < 0)
         return "the running binary could not be opened at start, so there would be no way back";
@@ -97,12 +104,12 @@ upgrade::Handover Master::handover() const
     h.started_at = started_at_;
     h.started_ms = started_ms_;
     h.arguments = upgrade::arguments(options_);
-    for (const listener::Listener& l : listeners_)
+    for (const listener::Listener& l : listeners_.all())
         h.listeners.push_back(handed(l));
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        const WorkerInfo& w = workers_[i];
+    for (int i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_.row(i);
         if (w.pid)
-            h.workers.push_back({w.pid, int(i), w.generation, w.channel.get(), w.quit_sent_ms, w.killed});
+            h.workers.push_back({w.pid, i, w.generation, w.channel.get(), w.quit_sent_ms, w.killed});
     }
     return h;
 }
@@ -116,29 +123,24 @@ void Master::start_adopted(const upgrade::Handover& h)
                 " in place (pid " + std::to_string(::getpid()) + ")");
     signals::install_master(wait_mask_);
     take_descriptors(h);
-    identity_ = privileges::resolve(config_);
-    mime_ = std::make_shared<const http::MimeMap>(http::load_mime_types(config_.http.mime_types));
-    sites_ = site_setup::build(config_, *mime_);
-    access_log_ = access_log::open(config_);
-    open_listeners();
+    serving_ = build_serving(std::move(serving_.config));
+    listeners_.open(serving_.config);
+    tune_listeners();
     proctitle::set("preforkd: master process " + proctitle::original());
     apply_cpu_scheduling();
     adopt_pool(h);
     if (queues_.park_parker && !parker_pid_)
         spawn_parker();
     next_tick_ms_ = scoreboard::now_ms() + 1000;
+    upgrading_.pending = true;
     if (returning) {
         started_ = true;
-        upgrading_.pending = true;
         return finish_upgrade(false, "the new binary failed before it served, the previous one "
                                      "runs again: " + h.failure);
     }
     started_ = false;   // a worker that cannot start now means: go back
-    upgrading_.pending = true;
     upgrading_.deadline_ms = scoreboard::now_ms() + upgrade::kCommitDeadlineMs;
-    retire_older_pending_ = true;
-    for (int i = 0; i < std::min(config_.workers.start, config_.workers.max); ++i)
-        spawn_worker();
+    start_generation();
     log::notice("upgrade: generation " + std::to_string(generation_) + " starting");
 }
 
@@ -156,56 +158,60 @@ void Master::take_descriptors(const upgrade::Handover& h)
     upgrading_.previous.reset(h.failure.empty() ? h.previous : -1);
     if (!h.failure.empty() && h.previous >= 0)
         ::close(h.previous);   // our own image: upgrade::init() opened it again
+    std::vector<listener::Listener> handed_over;
     for (const upgrade::Listener& l : h.listeners)
-        upgrading_.listeners.push_back(listener_of(l));
+        handed_over.push_back(listener_of(l));
+    listeners_ = ListenerSet(std::move(handed_over), "the previous binary");
     started_at_ = h.started_at;
     started_ms_ = h.started_ms;
-    config_loaded_at_ = ::time(nullptr);
     if (h.board_size != sizeof(scoreboard::Board))
         throw std::runtime_error("the scoreboard handed over has another layout (" +
                                  std::to_string(h.board_size) + " bytes, this build's " +
                                  std::to_string(sizeof(scoreboard::Board)) + ")");
     board_ = scoreboard::attach(board_memory_.get());
-    if (config_.http.parking && !queues_.park_parker)
+    workers_.attach(board_);
+    if (serving_.config.http.parking && !queues_.park_parker)
         queues_ = parker::make_queues();
 }
 
-// The workers are still this process's children: adopted with the slot,
-// generation and channel they had.  Forward, they are the old generation,
-// retired once a new worker is up; returning, they are ours.
+// The workers are still this process's children.  Forward, the board's
+// live workers become the old generation through the reload's seam, and
+// get back the channel and the retirement the handover names; returning,
+// they are the current generation again.
 void Master::adopt_pool(const upgrade::Handover& h)
 {
-    generation_ = h.generation + (h.failure.empty() ? 1 : 0);
+    parker_pid_ = h.parker;
+    if (h.failure.empty())
+        adopt_old_generation();
     for (const upgrade::Worker& a : h.workers) {
-        if (a.slot < 0 || std::size_t(a.slot) >= workers_.size())
+        if (a.slot < 0 || a.slot >= workers_.size()) {
+            ::close(a.channel);
             continue;
-        WorkerInfo& w = workers_[std::size_t(a.slot)];
-        w = WorkerInfo{};
-        w.pid = a.pid;
-        w.generation = a.generation;
+        }
+        if (!h.failure.empty())
+            workers_.adopt(a.slot, a.pid, a.generation, Fd());
+        WorkerInfo& w = workers_.row(a.slot);
+        w.channel.reset(w.pid == a.pid ? a.channel : -1);
         w.quit_sent_ms = a.quit_sent_ms;
         w.killed = a.killed;
-        w.channel.reset(a.channel);
-        if (a.generation < generation_ &&
-            std::find(draining_.begin(), draining_.end(), a.generation) == draining_.end())
-            draining_.push_back(a.generation);
     }
-    std::sort(draining_.begin(), draining_.end());
-    parker_pid_ = h.parker;
+    if (h.failure.empty()) {
+        generation_ = newest_generation_ = std::max(generation_, h.generation + 1);
+        reload_.open = true;   // retired as a reload retires: finish_reload()
+        reload_.can_roll_back = false;
+        reload_.committed_ms = scoreboard::now_ms();
+    } else {
+        generation_ = h.generation;
+        newest_generation_ = h.generation + 1;   // the failed one's number is not reused
+    }
+    for (int i = 0; i < workers_.size(); ++i) {
+        std::uint32_t g = workers_.row(i).generation;
+        if (workers_.row(i).pid && g < generation_ && std::find(draining_.begin(), draining_.end(), g) == draining_.end())
+            draining_.push_back(g);
+    }
     log::notice("master process took over (pid " + std::to_string(::getpid()) + "): " +
-                std::to_string(live_workers()) + " workers" + (parker_pid_ ? " and the parker" : "") +
-                ", generation " + std::to_string(generation_));
-}
-
-std::optional<listener::Listener> Master::take_handed_listener(const std::string& canonical)
-{
-    auto it = std::find_if(upgrading_.listeners.begin(), upgrading_.listeners.end(),
-                           [&](const listener::Listener& l) { return l.address.canonical == canonical; });
-    if (it == upgrading_.listeners.end())
-        return std::nullopt;
-    listener::Listener l = std::move(*it);
-    upgrading_.listeners.erase(it);
-    return l;
+                std::to_string(workers_.tally(generation_).live) + " workers" +
+                (parker_pid_ ? " and the parker" : "") + ", generation " + std::to_string(generation_));
 }
 
 // start() failed in a new image: every descriptor is still open at the
@@ -226,60 +232,48 @@ void Master::check_upgrade()
     if (!upgrading_.pending)
         return;
     if (!startup_error_.empty())
-        return roll_back(startup_error_);
+        return return_to_previous(startup_error_);
     if (scoreboard::now_ms() > upgrading_.deadline_ms)
-        roll_back("no worker of generation " + std::to_string(generation_) + " was up within " +
-                  std::to_string(upgrade::kCommitDeadlineMs / 1000) + " s");
+        return_to_previous("no worker of generation " + std::to_string(generation_) + " was up within " +
+                           std::to_string(upgrade::kCommitDeadlineMs / 1000) + " s");
 }
 
 // The workers of the new generation run the new binary: they go, and the
 // previous image gets the rest as its own generation.
-void Master::roll_back(const std::string& why)
+void Master::return_to_previous(const std::string& why)
 {
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        WorkerInfo& w = workers_[i];
+    for (int i = 0; i < workers_.size(); ++i) {
+        const WorkerInfo& w = workers_.row(i);
         if (!w.pid || w.generation != generation_)
             continue;
         ::kill(w.pid, SIGKILL);
         while (::waitpid(w.pid, nullptr, 0) < 0 && errno == EINTR) {
         }
-        w = WorkerInfo{};
-        board_->slots[i].pid.store(0);
-        board_->slots[i].state.store(scoreboard::State::empty);
+        workers_.release(i);
     }
+    const upgrade::Handover* received = upgrade::received();
     upgrade::Handover h = handover();
-    h.arguments = upgrade::received()->arguments;
-    h.generation = generation_ - 1;
+    h.arguments = received->arguments;
+    h.generation = received->generation;
     h.client = upgrading_.client.get();
     h.previous = -1;
-    for (const listener::Listener& l : upgrading_.listeners)
-        h.listeners.push_back(handed(l));
-    log::err("upgrade failed, returning to the previous binary: " + why);
     h.failure = why;
+    log::err("upgrade failed, returning to the previous binary: " + why);
     std::string error = upgrade::exec(h.arguments[0], upgrading_.previous.get(), h.arguments, h);
     // Nowhere to go back to: this image serves on, with the pool it has.
     log::err("could not return to the previous binary: " + error + "; the new binary carries on");
     startup_error_.clear();
-    started_ = true;
     finish_upgrade(false, "the new binary failed before it served (" + why +
                               ") and the previous one could not be restored: " + error);
 }
 
 // The verdict, once: to the log, to systemd, and to the -s upgrade client.
-// Handed-over listeners the configuration no longer names are closed now,
-// no longer needed to go back.
 void Master::finish_upgrade(bool ok, const std::string& verdict)
 {
     if (!upgrading_.pending)
         return;
     upgrading_.pending = false;
     started_ = true;
-    for (listener::Listener& l : upgrading_.listeners) {
-        log::notice("no longer listening on " + l.address.canonical);
-        if (l.created_path)
-            ::unlink(l.address.path.c_str());
-    }
-    upgrading_.listeners.clear();
     upgrading_.previous.reset();
     std::string text = ok ? "preforkd " PREFORKD_VERSION " (" + upgrade::binary_path() +
                                 ") serves, generation " + std::to_string(generation_)
@@ -300,8 +294,6 @@ void Master::forget_upgrade_in_child()
 {
     upgrading_.client.reset();
     upgrading_.previous.reset();
-    for (listener::Listener& l : upgrading_.listeners)
-        l.fd.reset();
     board_memory_.reset();
     upgrade::close_in_child();
 }

@@ -51,6 +51,12 @@ Board* create(Fd& memory)
     return attach(memory.get());
 }
 
+Board* create()
+{
+    Fd unused;
+    return create(unused);
+}
+
 Board* attach(int memory)
 {
     struct stat st;

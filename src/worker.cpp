@@ -12,7 +12,9 @@
 // serving an old configuration.  After the privilege drop and before the
 // first accept() it confines itself (sandbox.hpp): a forbidden system call
 // then raises SIGSYS, whose handler records the call in the worker's slot
-// for the master's log and lets the signal kill the worker.
+// for the master's log and lets the signal kill the worker.  Its access
+// logs are a log_writer::Writer's (log_writer.hpp); the flush timer's
+// SIGALRM only records here that the writer is due.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>
@@ -24,12 +26,11 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
+#include "preforkd/log_writer.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
@@ -106,16 +107,6 @@ void setup_signals()
         sigdelset(&g_wait_mask, s);
 }
 
-// The flush timer runs while the access-log buffer holds lines: it interrupts
-// whatever wait the worker is in once `seconds` have passed, and again every
-// `seconds` after, in case one signal landed just before a blocking accept().
-void set_flush_timer(int seconds)
-{
-    itimerval t{};
-    t.it_value.tv_sec = t.it_interval.tv_sec = seconds;
-    ::setitimer(ITIMER_REAL, &t, nullptr);
-}
-
 void watch_master(pid_t master)
 {
     ::prctl(PR_SET_PDEATHSIG, SIGQUIT);
@@ -126,12 +117,14 @@ void watch_master(pid_t master)
 
 // Every listener, and the parker's ready queue if there is one: a new
 // connection or a parked one that is ready wakes one idle worker.
-Fd make_epoll(const std::vector<int>& listeners, int ready)
+Fd make_epoll(const std::vector<Fd>& listeners, int ready)
 {
     Fd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep)
         throw sys_error("epoll_create1");
-    std::vector<int> all = listeners;
+    std::vector<int> all;
+    for (const Fd& l : listeners)
+        all.push_back(l.get());
     if (ready >= 0)
         all.push_back(ready);
     for (int fd : all) {
@@ -154,19 +147,6 @@ std::string remote_name(const sockaddr_storage& ss)
     else if (ss.ss_family == AF_UNIX)
         return "unix";
     return buf;
-}
-
-// A full disk takes part of a line: the file then ends in a fragment that
-// the next line would be glued to.  If nothing was appended after it, cut
-// it off again, so the log holds whole lines or none.
-void take_back(int fd, ssize_t written)
-{
-    off_t end = ::lseek(fd, 0, SEEK_CUR);
-    struct stat st;
-    if (written > 0 && end >= written && ::fstat(fd, &st) == 0 && st.st_size == end) {
-        int ignored = ::ftruncate(fd, end - written);
-        (void)ignored;
-    }
 }
 
 // Out of descriptors: pause instead of spinning on a connection that stays
@@ -199,22 +179,10 @@ private:
     void sweep();
     connection::Env make_env(int listener, const sockaddr_storage& peer);
     bool park(int fd, handoff::Parcel& parcel);
-    // One access log: the main one (sinks_[0]) or a site's.
-    struct Sink {
-        int fd = -1;
-        std::string path;
-        access_log::Format format = access_log::Format::combined;
-        std::string pending;    // buffered lines, whole lines only
-        bool failing = false;
-        std::int64_t failure_said_ms = 0;
-    };
-
-    void write_log(const access_log::Entry& e);
-    void write_lines(Sink& sink);
-    void refresh_log_fds();
+    void open_log();
     void close_listeners();
-    bool logging() const;
     std::vector<std::string> readable_roots() const;
+    void check_roots_in_jail() const;
     void confine();
 
     Context& c_;
@@ -222,8 +190,7 @@ private:
     Fd epoll_;
     long served_ = 0;
     long limit_ = 0;
-    std::vector<Sink> sinks_;
-    std::size_t pending_bytes_ = 0;   // over all sinks
+    log_writer::Writer log_;
 };
 
 void Worker::start()
@@ -237,14 +204,29 @@ void Worker::start()
     privileges::drop(c_.identity);
     // After the drop: changing credentials clears the parent-death signal.
     watch_master(master);
-    g_not_listening = c_.channel;
-    if (c_.listeners.size() > 1 || c_.ready >= 0)
-        epoll_ = make_epoll(c_.listeners, c_.ready);
+    g_not_listening = c_.channel.get();
+    if (c_.listeners.size() > 1 || c_.ready)
+        epoll_ = make_epoll(c_.listeners, c_.ready.get());
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
-    sinks_.push_back(Sink{c_.access_log_fd, c_.access_log_path, c_.log_format, {}, false, 0});
-    for (const SiteLog& l : c_.site_logs)
-        sinks_.push_back(Sink{l.fd, l.path, l.format, {}, false, 0});
+    open_log();
     confine();
+}
+
+// The writer takes the log descriptors over from the context: the main log
+// first, then each site's at its sink number.
+void Worker::open_log()
+{
+    std::vector<log_writer::Sink> sinks;
+    sinks.push_back({std::move(c_.access_log), c_.access_log_path, c_.log_format});
+    for (SiteLog& l : c_.site_logs)
+        sinks.push_back({std::move(l.fd), l.path, l.format});
+    log_writer::Settings settings{.mode = c_.log_mode,
+                                  .format = c_.log_format,
+                                  .syslog_priority = c_.log_priority,
+                                  .buffer = c_.log_buffer,
+                                  .flush_seconds = c_.log_flush_seconds};
+    log_ = log_writer::Writer(settings, std::move(sinks),
+                              {c_.channel.get(), &c_.board->log_epoch, c_.log_epoch});
 }
 
 // Every directory of this generation a request may read beneath: each
@@ -254,10 +236,30 @@ std::vector<std::string> Worker::readable_roots() const
     return c_.sites.roots();
 }
 
+// The master checks the roots from outside the chroot, where a root the
+// jail does not contain still exists; inside, every request would be a 404.
+// A worker that cannot see its roots refuses to start instead, which makes
+// a reload to such a configuration a crash loop that the master rolls back.
+void Worker::check_roots_in_jail() const
+{
+    if (c_.identity.chroot.empty())
+        return;
+    for (const std::string& root : readable_roots()) {
+        struct stat st;
+        if (::stat(root.c_str(), &st) != 0)
+            throw std::runtime_error(sys_message("stat", root, errno) + " inside chroot " +
+                                     c_.identity.chroot);
+        if (!S_ISDIR(st.st_mode))
+            throw std::runtime_error(root + " inside chroot " + c_.identity.chroot +
+                                     " is not a directory");
+    }
+}
+
 // The last step before serving.  A mechanism the kernel lacks is said once
 // for the whole pool (the board remembers), not once per worker.
 void Worker::confine()
 {
+    check_roots_in_jail();
     http::open_roots(readable_roots());
     if (!c_.sandbox)
         return;
@@ -287,11 +289,11 @@ void Worker::loop()
             if (n == 1 && !g_quit)
                 listener = ev.data.fd;
         } else if (!c_.listeners.empty()) {
-            listener = c_.listeners.front();
+            listener = c_.listeners.front().get();
         }
         if (listener < 0)
             continue;
-        if (listener == c_.ready) {
+        if (listener == c_.ready.get()) {
             resume_parked();
             continue;
         }
@@ -325,7 +327,8 @@ void Worker::sweep()
     if (!epoll_)
         return;
     epoll_.reset();
-    for (int listener : c_.listeners) {
+    for (const Fd& l : c_.listeners) {
+        int listener = l.get();
         // A reload may have made the listener blocking meanwhile: ask first.
         pollfd p{listener, POLLIN, 0};
         while (::poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
@@ -340,12 +343,12 @@ void Worker::sweep()
         }
     }
     bool stopping = c_.board->stopping.load();
-    while (c_.ready >= 0) {
-        auto got = handoff::receive_parcel(c_.ready);
+    while (c_.ready) {
+        auto got = handoff::receive_parcel(c_.ready.get());
         if (!got)
             break;
         if (!stopping && got->parcel.kind == handoff::Kind::ready &&
-            handoff::send_parcel(c_.park, got->fd.get(), got->parcel))
+            handoff::send_parcel(c_.park.get(), got->fd.get(), got->parcel))
             continue;
         resume(*got);
     }
@@ -387,10 +390,10 @@ int Worker::wait_and_accept(int listener, sockaddr_storage& peer)
 
 // The listener's index in the configuration: sites bound to listeners name
 // them by it.
-int listener_index(const std::vector<int>& listeners, int fd)
+int listener_index(const std::vector<Fd>& listeners, int fd)
 {
     for (std::size_t i = 0; i < listeners.size(); ++i)
-        if (listeners[i] == fd)
+        if (listeners[i].get() == fd)
             return int(i);
     return -1;
 }
@@ -405,11 +408,11 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
     env.board = c_.board;
     env.wait_mask = &g_wait_mask;
     env.quit = &g_quit;
-    if (logging())
-        env.log = [this](const access_log::Entry& e) { write_log(e); };
+    if (log_.enabled())
+        env.log = [this](const access_log::Entry& e) { log_.write(e); };
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
-    if (c_.park >= 0)
+    if (c_.park)
         env.park = [this](int fd, handoff::Parcel& p) { return park(fd, p); };
     return env;
 }
@@ -426,14 +429,14 @@ void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 // the race for it to another worker (EAGAIN) is normal.
 bool Worker::resume_parked()
 {
-    auto got = handoff::receive_parcel(c_.ready);
+    auto got = handoff::receive_parcel(c_.ready.get());
     if (!got && errno == EPIPE) {
         // The master and the parker are gone (the master holds the sending
         // end for any parker it will start): the queue stays readable at
         // EOF, so stop waiting on it, or the loop would spin.
         if (epoll_)
-            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.ready, nullptr);
-        c_.ready = -1;
+            ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.ready.get(), nullptr);
+        c_.ready.reset();
         g_quit = connection::kQuitGraceful;
     }
     if (!got)
@@ -458,7 +461,7 @@ void Worker::resume(const handoff::Received& got)
 // here, as if parking were off: nothing is lost, a worker is only held.
 bool Worker::park(int fd, handoff::Parcel& parcel)
 {
-    return handoff::send_parcel(c_.park, fd, parcel);
+    return handoff::send_parcel(c_.park.get(), fd, parcel);
 }
 
 // Told to quit while busy: stop holding the listeners at once, so that once
@@ -467,55 +470,7 @@ bool Worker::park(int fd, handoff::Parcel& parcel)
 void Worker::close_listeners()
 {
     epoll_.reset();
-    for (int fd : c_.listeners)
-        ::close(fd);
     c_.listeners.clear();
-}
-
-bool Worker::logging() const
-{
-    return c_.log_mode != access_log::Mode::off || !c_.site_logs.empty();
-}
-
-// A reopen since the last look: take the new descriptors in place of the
-// old ones, so every buffered line goes to the new files.
-void Worker::refresh_log_fds()
-{
-    std::uint32_t epoch = c_.board->log_epoch.load(std::memory_order_acquire);
-    if (epoch == c_.log_epoch)
-        return;
-    for (const access_log::Received& r : access_log::receive_fds(c_.channel)) {
-        if (r.sink < sinks_.size() && sinks_[r.sink].fd >= 0)
-            ::dup2(r.fd, sinks_[r.sink].fd);
-        ::close(r.fd);
-    }
-    c_.log_epoch = epoch;
-}
-
-// Lines are gathered in a buffer per log and written whole, many per
-// write(2): when the buffers hold log_buffer bytes, when the oldest line is
-// log_flush_seconds old (the timer's signal interrupts any wait), and
-// before the worker exits.
-void Worker::write_log(const access_log::Entry& e)
-{
-    bool site_log = e.sink > 0 && std::size_t(e.sink) < sinks_.size();
-    if (e.sink < 0 || (!site_log && c_.log_mode == access_log::Mode::off))
-        return;
-    if (!site_log && c_.log_mode == access_log::Mode::syslog) {
-        std::string line = access_log::format(e, c_.log_format);
-        line.pop_back();
-        ::syslog(c_.log_priority, "%s", line.c_str());
-        return;
-    }
-    Sink& sink = sinks_[site_log ? std::size_t(e.sink) : 0];
-    bool was_empty = pending_bytes_ == 0;
-    std::size_t before = sink.pending.size();
-    access_log::append(sink.pending, e, sink.format);
-    pending_bytes_ += sink.pending.size() - before;
-    if (pending_bytes_ >= c_.log_buffer)
-        flush_log();
-    else if (was_empty)
-        set_flush_timer(c_.log_flush_seconds);
 }
 
 // The flush timer's signal only records that the buffer is due; the write
@@ -529,43 +484,7 @@ void Worker::flush_log_if_due()
 void Worker::flush_log()
 {
     g_flush_due = 0;
-    if (pending_bytes_ == 0)
-        return;
-    if (c_.log_buffer > 0)
-        set_flush_timer(0);
-    // A reopen since the last write: these lines go to the new files, so
-    // the renamed ones stop growing once the reopen is done.
-    refresh_log_fds();
-    for (Sink& sink : sinks_) {
-        if (!sink.pending.empty())
-            write_lines(sink);
-        sink.pending.clear();
-    }
-    pending_bytes_ = 0;
-}
-
-// One write(2) of whole lines on an O_APPEND file: lines of concurrent
-// workers never interleave.  A failed write (disk full) must not fail the
-// request; it is said once a minute, and the recovery once.
-void Worker::write_lines(Sink& sink)
-{
-    ssize_t n = ::write(sink.fd, sink.pending.data(), sink.pending.size());
-    if (n >= 0 && std::size_t(n) < sink.pending.size()) {
-        take_back(sink.fd, n);
-        n = -1;
-        errno = ENOSPC;
-    }
-    std::int64_t now = scoreboard::now_ms();
-    if (n < 0) {
-        if (!sink.failing || now - sink.failure_said_ms >= 60000) {
-            log::err(sys_message("write", sink.path, errno) + "; access log lines are being lost");
-            sink.failure_said_ms = now;
-        }
-        sink.failing = true;
-    } else if (sink.failing) {
-        log::notice("access log " + sink.path + " is writable again");
-        sink.failing = false;
-    }
+    log_.flush();
 }
 
 }  // namespace

@@ -77,7 +77,7 @@ bool send_fd(int channel, int fd, std::uint32_t sink = 0);
 
 struct Received {
     std::uint32_t sink = 0;
-    int fd = -1;   // owned by the receiver
+    Fd fd;
 };
 
 // Receives every descriptor waiting on `channel`, the newest per sink (an

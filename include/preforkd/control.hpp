@@ -7,7 +7,8 @@
 //   status        the scoreboard as text, like apachectl fullstatus
 //   status json   the same as one JSON object (preforkd(8) documents it)
 //   reload        "ok: generation N started" or "failed: <why>", sent once
-//                 the master has applied or rejected the configuration
+//                 the reload has ended: rejected, its new generation up, or
+//                 rolled back ("failed: rolled back: <why>")
 //   upgrade       "ok: ..." or "failed: <why>", sent once the new binary
 //                 serves, or was refused, or the old one runs again
 //                 (upgrade.hpp); the connection outlives the execve

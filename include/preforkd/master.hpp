@@ -2,19 +2,25 @@
 //
 // The master never serves a request.  Its loop reads as its specification:
 // reap workers, handle one signal at a time, kill hung and overdue workers,
-// restore the pool, report progress, wait.  A reload is a transaction:
-// prepare_reload() builds the complete new state beside the running one and
-// throws on any failure, leaving the running state untouched; only then does
-// commit_reload() switch.  The old generation is retired once a worker of
-// the new generation is up, so a configuration whose workers cannot start
-// never takes the server down.
+// restore the pool, finish a reload, report progress, wait.  Its parts live
+// in files of their own: the worker table (worker_table.hpp), the watchdog
+// (watchdog.hpp), the listener set (listener_set.hpp), the state a
+// generation is forked from (worker_context.hpp), the reload transaction
+// (master_reload.cpp) and the control socket (master_control.cpp).
+//
+// A reload is a transaction: prepare_reload() builds the complete new state
+// beside the running one and throws on any failure, leaving the running
+// state untouched; only then does commit_reload() switch.  The transaction
+// stays open until finish_reload() sees a worker of the new generation up
+// and retires the old one, so a configuration whose workers cannot start
+// never takes the server down; if instead the new workers keep dying at
+// start-up, finish_reload() rolls back to the configuration it kept, and the
+// old generation, still serving, becomes the current one again.
 #pragma once
 
 #include <csignal>
 #include <cstdint>
 #include <deque>
-#include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,36 +28,37 @@
 #include "preforkd/config.hpp"
 #include "preforkd/control.hpp"
 #include "preforkd/fd.hpp"
-#include "preforkd/http/static_file.hpp"
-#include "preforkd/listener.hpp"
+#include "preforkd/listener_set.hpp"
 #include "preforkd/parker.hpp"
 #include "preforkd/pidfile.hpp"
 #include "preforkd/pool.hpp"
-#include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
-#include "preforkd/site_setup.hpp"
 #include "preforkd/upgrade.hpp"
+#include "preforkd/worker_context.hpp"
+#include "preforkd/worker_table.hpp"
 
 namespace preforkd::master {
 
-// What the master knows about a worker that the scoreboard does not say.
-struct WorkerInfo {
-    pid_t pid = 0;
-    std::uint32_t generation = 0;
-    std::int64_t quit_sent_ms = 0;    // when SIGQUIT was sent, 0 if not
-    std::int64_t abort_sent_ms = 0;   // when the watchdog fired, 0 if not
-    bool killed = false;              // SIGKILL sent
-    Fd channel;                       // master's end of the worker's socketpair
-};
-
 // The new state a reload builds before anything is switched.
 struct Reload {
-    config::Config config;
-    privileges::Identity identity;
-    std::shared_ptr<const http::MimeMap> mime;   // its address is in `sites`
-    site_setup::Sites sites;
-    Fd access_log;
+    Serving serving;
     std::vector<listener::Listener> fresh;   // listeners opened for this reload
+};
+
+// A committed reload that is not over yet: the new generation has no worker
+// up so far, and the old one still serves.  What it replaced is kept for a
+// rollback until it ends.
+struct OpenReload {
+    bool open = false;
+    bool can_roll_back = false;                // false for adopted workers
+    Serving previous;                          // the configuration to return to
+    std::uint32_t previous_generation = 0;     // the generation that ran it
+    int previous_floor_adjust = 0;
+    std::vector<listener::Listener> dropped;   // listeners it closed, still open
+    int startup_deaths = 0;                    // new workers dead before up
+    std::string why;                           // the last one's reason
+    std::int64_t committed_ms = 0;
+    std::vector<Fd> waiting;                   // `-s reload` clients awaiting the verdict
 };
 
 // The outcome of the last reload, for logs now and for callers later.
@@ -69,7 +76,6 @@ struct Upgrading {
     std::int64_t deadline_ms = 0;               // CLOCK_MONOTONIC
     Fd client;                                  // -s upgrade, waiting for the verdict
     Fd previous;                                // the image to return to
-    std::vector<listener::Listener> listeners;  // handed over, not claimed by listen
 };
 
 class Master {
@@ -93,18 +99,20 @@ public:
 private:
     enum class Phase { running, stopping_fast, stopping_graceful };
 
+    // The loop's steps, in the order run() takes them.
     void start();
-    void open_listeners();
     void reap_workers();
     void handle_signals();
-    void handle_signal(int number);
     void kill_hung_workers();
     void kill_overdue_workers();
+    bool stopped() const;
     void maintain_pool();
     void keep_parker();
+    void finish_reload();
     void report_progress();
     void wait_for_event();
 
+    // Workers and the parker.
     void on_worker_exit(int slot, int status);
     void on_parker_exit(int status);
     void spawn_worker();
@@ -113,29 +121,34 @@ private:
     void note_crash();
     void back_off(int level, const std::string& why);
     [[noreturn]] void become_worker(int slot, Fd channel);
-    void retire(int slot);
     void retire_generation(std::uint32_t generation);
     void signal_all(int number);
-    pool::Counts count(std::uint32_t generation) const;
-    int workers_up(std::uint32_t generation) const;
-    int find_idle(std::uint32_t generation) const;
-    int accepting_workers() const;
     pool::Limits limits() const;
-    int live_workers() const;
+    int pool_target() const;
 
-    std::string validate_in_child() const;
-    [[noreturn]] void check_in_child(int out) const;
-    void reload();
-    Reload prepare_reload();
-    void commit_reload(Reload next);
-    void reopen_logs();
+    // Signals.
+    void handle_signal(int number);
     void stop(Phase phase);
     void adjust_floor(int delta);
-    void close_listeners();
+    void reopen_logs();
     void tune_listeners();
     void apply_cpu_scheduling();
-    listener::Listener bind_or_adopt(const listener::Address& address, const config::Config& c);
     void announce_status();
+
+    // The reload transaction, in master_reload.cpp.
+    void reload();
+    std::string validate_in_child() const;
+    [[noreturn]] void check_in_child(int out) const;
+    Reload prepare_reload();
+    void commit_reload(Reload next);
+    void start_generation();
+    void start_generation_state();
+    void adopt_old_generation();
+    void keep_for_rollback(std::vector<listener::Listener> dropped);
+    void roll_back();
+    void end_reload();
+    void answer_waiting(const std::string& verdict);
+    void drop_retired_generations();
 
     // The control socket (control.hpp), in master_control.cpp.
     void open_control();
@@ -152,33 +165,28 @@ private:
     void start_adopted(const upgrade::Handover& h);
     void take_descriptors(const upgrade::Handover& h);
     void adopt_pool(const upgrade::Handover& h);
-    std::optional<listener::Listener> take_handed_listener(const std::string& canonical);
     void give_back(const std::string& why);
     void check_upgrade();
-    void roll_back(const std::string& why);
+    void return_to_previous(const std::string& why);
     void finish_upgrade(bool ok, const std::string& verdict);
     void forget_upgrade_in_child();
 
-    config::Config config_;
     cli::Options options_;
     Fd& ready_pipe_;
-    std::vector<listener::Listener> listeners_;
-    std::vector<listener::Listener> inherited_;
-    Fd access_log_;
-    std::shared_ptr<const http::MimeMap> mime_;   // the site table points into it
-    site_setup::Sites sites_;
-    privileges::Identity identity_;
+    ListenerSet listeners_;
+    Serving serving_;                         // what the current generation runs on
     pidfile::PidFile pid_file_;
     scoreboard::Board* board_ = nullptr;
     Fd board_memory_;                         // the board's memfd, kept for an upgrade
     Upgrading upgrading_;
-    std::vector<WorkerInfo> workers_;
+    WorkerTable workers_;
     parker::Queues queues_;                   // empty with http.parking off
     pid_t parker_pid_ = 0;
     std::int64_t parker_due_ms_ = 0;          // when a dead parker is replaced
     int parker_failures_ = 0;                 // deaths in a row, for the back-off
-    std::uint32_t generation_ = 1;
-    bool retire_older_pending_ = false;       // waiting for a new-generation worker
+    std::uint32_t generation_ = 1;            // the current generation
+    std::uint32_t newest_generation_ = 1;     // never reused, even after a rollback
+    OpenReload reload_;
     std::vector<std::uint32_t> draining_;     // old generations with live workers
     std::string startup_error_;               // a worker could not start before ready
     pool::Maintainer maintainer_;
@@ -200,8 +208,6 @@ private:
     Fd control_client_;                       // the client being answered
     std::int64_t started_at_ = 0;             // Unix time of start()
     std::int64_t started_ms_ = 0;             // CLOCK_MONOTONIC of start()
-    std::int64_t config_loaded_at_ = 0;       // Unix time of the last (re)load
 };
-
 
 }  // namespace preforkd::master

@@ -75,6 +75,9 @@ struct Board {
 // Maps a zeroed board shared with every future child; `memory` receives
 // its descriptor (close-on-exec).  Throws on failure.
 Board* create(Fd& memory);
+// The same for a board no later image needs (tests): the mapping outlives
+// the descriptor, which is closed.
+Board* create();
 
 // Maps the board behind `memory`, a descriptor create() made in an earlier
 // image of this process.  Throws when it is not a board of this build's

@@ -7,6 +7,7 @@
 
 #include "preforkd/access_log.hpp"
 #include "preforkd/config.hpp"
+#include "preforkd/fd.hpp"
 #include "preforkd/connection.hpp"
 #include "preforkd/http/site.hpp"
 #include "preforkd/privileges.hpp"
@@ -16,19 +17,20 @@ namespace preforkd::worker {
 
 // A site's own access log, opened by the master like the main one.
 struct SiteLog {
-    int fd = -1;                         // inherited, O_APPEND
+    Fd fd;                               // inherited, O_APPEND
     std::string path;                    // for diagnostics
     access_log::Format format = access_log::Format::combined;
 };
 
-// Everything a freshly forked worker needs; built by the master.
+// Everything a freshly forked worker needs; built by the master in the
+// child, which hands the descriptors it inherited over to it.
 struct Context {
-    std::vector<int> listeners;          // inherited listening descriptors
+    std::vector<Fd> listeners;           // inherited listening descriptors
     scoreboard::Board* board = nullptr;
     int slot = 0;
     std::uint32_t generation = 0;
     std::uint32_t log_epoch = 0;         // board->log_epoch at fork time
-    int access_log_fd = -1;
+    Fd access_log;                       // mode file: the main log, O_APPEND
     std::string access_log_path;         // for diagnostics
     access_log::Mode log_mode = access_log::Mode::off;
     access_log::Format log_format = access_log::Format::combined;
@@ -40,9 +42,9 @@ struct Context {
     // log above.  On reopen the master sends each new descriptor with its
     // sink number n (access_log::send_fd), then bumps board->log_epoch.
     std::vector<SiteLog> site_logs;
-    int channel = -1;                    // unix datagram socket to the master
-    int park = -1;                       // to the parker (-1: parking off)
-    int ready = -1;                      // from the parker: connections ready to serve
+    Fd channel;                          // unix datagram socket to the master
+    Fd park;                             // to the parker (none: parking off)
+    Fd ready;                            // from the parker: connections ready to serve
     long max_requests = 0;               // connections before recycling
     privileges::Identity identity;
     bool sandbox = true;                 // confine after the drop (sandbox.hpp)

@@ -236,3 +236,68 @@ Test(reload, no_request_fails_during_a_reload, .timeout = 40) {
     D_ASSERT(d, r.body == "from the second root\n", "new root not served after the reload");
     NO_SANITIZER_REPORTS();
 }
+
+Test(reload, workers_that_cannot_start_are_rolled_back, .timeout = 60) {
+    // Issue 13: a reload whose workers keep dying at start-up returns to the
+    // configuration the master kept.  The jail exists, so the check (made
+    // from outside it) passes, but it does not contain the root, so every
+    // worker of the new generation refuses to start.
+    Daemon d = Daemon::prepare();
+    make_dir(d.path("jail"));
+    D_ASSERT(d, d.start(), "daemon did not become ready");
+    D_ASSERT(d, d.wait_workers(2), "want 2 workers, have %s", join(d.workers()).c_str());
+    Options kept = d.opts, o = d.opts;
+    o.extra = "chroot = \"" + d.path("jail") + "\";\n";
+    d.write_config(o);
+
+    std::string out = d.path("reload.out");
+    pid_t reloader = spawn({daemon_binary(), "-s", "reload", "-c", d.conf}, out);
+    D_ASSERT(d, reloader > 0, "could not run preforkd -s reload");
+    int sent = 0, failed = 0;
+    std::string first_failure;
+    auto deadline = std::chrono::steady_clock::now() + 40s;
+    // Requests while the reload runs, and a few after its verdict.
+    int after = 0;
+    while (after < 20 && std::chrono::steady_clock::now() < deadline) {
+        Response r = http_get(d.port, "/x.txt");
+        ++sent;
+        if (!r.ok || r.status != 200 || r.body != "hello from preforkd\n") {
+            if (failed++ == 0) first_failure = r.ok ? r.status_line : r.error;
+        }
+        if (is_gone(reloader)) ++after;
+    }
+    int status = wait_exit(reloader, 10s);
+    std::string verdict = read_file(out);
+    D_ASSERT(d, status == 1, "-s reload exited %d, want 1; said '%s'", status, verdict.c_str());
+    D_ASSERT(d, verdict.find("rolled back: ") != std::string::npos &&
+                    verdict.find("generation 1 serves the previous configuration") != std::string::npos,
+             "-s reload does not report the rollback: '%s'", verdict.c_str());
+    D_ASSERT(d, verdict.find("inside chroot") != std::string::npos,
+             "-s reload does not say why the workers could not start: '%s'", verdict.c_str());
+    D_ASSERT(d, failed == 0, "%d of %d requests failed during the rollback; first: %s", failed,
+             sent, first_failure.c_str());
+    D_ASSERT(d, d.count_log("reload rolled back: the workers of generation 2 could not start") == 1,
+             "no 'reload rolled back' line in the log");
+
+    RunResult st = run({daemon_binary(), "-s", "status", "--json", "-c", d.conf}, d.dir);
+    D_ASSERT(d, st.status == 0 && st.out.find("\"generation\":1,") != std::string::npos,
+             "-s status after the rollback: exit %d, '%s'", st.status, st.out.c_str());
+    bool only_old = wait_until([&] {
+        RunResult s = run({daemon_binary(), "-s", "status", "-c", d.conf}, d.dir);
+        return s.status == 0 && s.out.find("generation: 1\n") != std::string::npos &&
+               s.out.find("draining") == std::string::npos;
+    });
+    RunResult text = run({daemon_binary(), "-s", "status", "-c", d.conf}, d.dir);
+    D_ASSERT(d, only_old, "generation 2 still listed after the rollback: '%s'", text.out.c_str());
+
+    // The kept configuration is the running one: a later reload to a good
+    // file works, and takes the next generation number.
+    d.write_config(kept);
+    RunResult good = run({daemon_binary(), "-s", "reload", "-c", d.conf}, d.dir);
+    D_ASSERT(d, good.status == 0 && good.out.find("generation 3 started") != std::string::npos,
+             "-s reload to a good configuration after the rollback: exit %d, '%s' '%s'",
+             good.status, good.out.c_str(), good.err.c_str());
+    Response r = http_get(d.port, "/x.txt");
+    D_ASSERT(d, r.ok && r.status == 200, "GET after the second reload: %s", r.error.c_str());
+    NO_SANITIZER_REPORTS();
+}

@@ -205,15 +205,15 @@ Test(access_log, reopened_descriptors_arrive_per_log_newest_first)
     cr_expect_eq(got[1].sink, 2u);
     // Each descriptor is a new one for the same pipe: writing to it reaches
     // the pipe the sender passed.
-    cr_assert_eq(write(got[0].fd, "c", 1), 1);
-    cr_assert_eq(write(got[1].fd, "b", 1), 1);
+    cr_assert_eq(write(got[0].fd.get(), "c", 1), 1);
+    cr_assert_eq(write(got[1].fd.get(), "b", 1), 1);
     char ch = 0;
     cr_expect_eq(read(c[0], &ch, 1), 1);
     cr_expect_eq(ch, 'c');
     cr_expect_eq(read(b[0], &ch, 1), 1);
     cr_expect_eq(ch, 'b');
     cr_expect(access_log::receive_fds(sv[1]).empty());
-    for (int fd : {sv[0], sv[1], a[0], a[1], b[0], b[1], c[0], c[1], got[0].fd, got[1].fd}) close(fd);
+    for (int fd : {sv[0], sv[1], a[0], a[1], b[0], b[1], c[0], c[1]}) close(fd);
 }
 
 // What a worker in syslog mode passes to syslog(3): level info, at the
