@@ -553,6 +553,7 @@ bool serve_one(Conn& c)
                  c.requests >= c.settings.keepalive_requests;
     const http::VirtualSite& site = c.sites.find(req.host, c.env.listener);
     http::Visit visit{site, c.env.client, close, http::UnreadBody::discard};
+    visit.status = &c.env.status;
     http::Response resp = http::answer(req, visit);
     if (!resp.refusal.empty())
         log_refusal(c, req, resp);

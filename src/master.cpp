@@ -471,6 +471,7 @@ void Master::kill_overdue_workers()
 void Master::report_progress()
 {
     Tally t = workers_.tally(generation_);
+    publish_status();
     board_->idle_workers.store(t.accepting, std::memory_order_relaxed);
     board_->spare_target.store(limits().min_spare, std::memory_order_relaxed);
     if (!announced_ready_ && t.up >= pool_target()) {

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "preforkd/control.hpp"
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/log_writer.hpp"
@@ -414,6 +415,8 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
     env.on_wait = [this] { flush_log_if_due(); };
     if (c_.park)
         env.park = [this](int fd, handoff::Parcel& p) { return park(fd, p); };
+    // A status location reads the shared scoreboard: memory, no system call.
+    env.status = [board = c_.board](http::StatusFormat f) { return control::render_page(*board, f); };
     return env;
 }
 

@@ -17,6 +17,7 @@
 #include "preforkd/http/access.hpp"
 #include "preforkd/http/request.hpp"
 #include "preforkd/http/site.hpp"
+#include "preforkd/http/status.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::connection {
@@ -61,6 +62,9 @@ struct Env {
     // bytes filled in here); true if it went, and the connection is then
     // the parker's.  Unset: connections are never parked.
     std::function<bool(int fd, handoff::Parcel& parcel)> park;
+    // Renders the body of a status location (http/status.hpp); unset,
+    // such a location answers 503.
+    http::StatusSource status;
 };
 
 struct Served {

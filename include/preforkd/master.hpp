@@ -170,6 +170,7 @@ private:
     void return_to_previous(const std::string& why);
     void finish_upgrade(bool ok, const std::string& verdict);
     void forget_upgrade_in_child();
+    void publish_status() const;
 
     cli::Options options_;
     Fd& ready_pipe_;
