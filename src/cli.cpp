@@ -48,10 +48,8 @@ std::string check_signal(const std::string& word, bool json)
         return "--json goes with -s status";
     if (word.empty() || word == "status")
         return "";
-    if (word == "upgrade")
-        return "-s upgrade is not supported yet";
     if (signals::from_word(word) == 0)
-        return "unknown signal name \"" + word + "\" (stop, quit, reload, reopen, status)";
+        return "unknown signal name \"" + word + "\" (stop, quit, reload, reopen, upgrade, status)";
     return "";
 }
 
@@ -92,8 +90,8 @@ std::string usage()
            "  -f, --foreground      do not daemonize; diagnostics also go to stderr\n"
            "  -t, --test            check the configuration and exit\n"
            "  -T, --dump            check, then print the effective configuration\n"
-           "  -s, --signal NAME     send stop, quit, reload or reopen to the master,\n"
-           "                        or ask it for its status\n"
+           "  -s, --signal NAME     send stop, quit, reload, reopen or upgrade to the\n"
+           "                        master, or ask it for its status\n"
            "      --json            with -s status: the status as JSON\n"
            "  -p, --pid-file FILE   override pid_file\n"
            "  -V, --version         print the version and exit\n"

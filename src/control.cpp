@@ -172,6 +172,8 @@ Command parse(std::string_view line)
         return Command::status_json;
     if (word == "reload")
         return Command::reload;
+    if (word == "upgrade")
+        return Command::upgrade;
     return Command::unknown;
 }
 

@@ -32,7 +32,8 @@ void close_one(listener::Listener& l)
 
 }  // namespace
 
-ListenerSet::ListenerSet(std::vector<listener::Listener> inherited) : inherited_(std::move(inherited))
+ListenerSet::ListenerSet(std::vector<listener::Listener> inherited, std::string from)
+    : inherited_(std::move(inherited)), from_(std::move(from))
 {
 }
 
@@ -50,7 +51,7 @@ void ListenerSet::open(const config::Config& config)
     // A socket systemd passed for an address the configuration does not
     // name would queue connections nobody accepts: better closed, and said.
     for (const listener::Listener& l : inherited_)
-        log::warning("socket " + l.address.canonical + " passed by systemd is not in listen; closing it");
+        log::warning("socket " + l.address.canonical + " passed by " + from_ + " is not in listen; closing it");
     inherited_.clear();
 }
 
@@ -142,7 +143,7 @@ listener::Listener ListenerSet::bind_or_adopt(const listener::Address& address,
                               listener::unix_access(c.unix_mode_bits, c.unix_owner, c.unix_group));
     listener::Listener l = std::move(*it);
     inherited_.erase(it);
-    log::info("using the socket passed by systemd for " + address.canonical);
+    log::info("using the socket passed by " + from_ + " for " + address.canonical);
     return l;
 }
 

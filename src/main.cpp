@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <signal.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "preforkd/cli.hpp"
@@ -24,6 +25,7 @@
 #include "preforkd/pidfile.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/signals.hpp"
+#include "preforkd/upgrade.hpp"
 
 #ifndef PREFORKD_VERSION
 #define PREFORKD_VERSION "0.0.0"
@@ -52,20 +54,22 @@ std::string absolute(const std::string& path)
     return path;
 }
 
-// `-s reload` and `-s status` talk to the master's control socket
-// (control.hpp); the other words are signals.  Either way the master is
-// first found through its locked pid file, so that "not running" reads the
-// same for every word.
+// `-s reload`, `-s upgrade` and `-s status` talk to the master's control
+// socket (control.hpp); the other words are signals.  Either way the master
+// is first found through its locked pid file, so that "not running" reads
+// the same for every word.
 constexpr int kReloadWaitMs = 60000;   // a reload checks the configuration in a child
 constexpr int kStatusWaitMs = 10000;
+// The -t check and the new generation's first worker, each with its bound.
+constexpr int kUpgradeWaitMs = upgrade::kCheckTimeoutMs + int(upgrade::kCommitDeadlineMs) + 30000;
 
 int ask_master(const cli::Options& o, const std::string& control_path)
 {
-    bool reload = o.signal_word == "reload";
-    std::string command = reload ? "reload" : o.json ? "status json" : "status";
+    bool reload = o.signal_word == "reload", upgrading = o.signal_word == "upgrade";
+    std::string command = reload ? "reload" : upgrading ? "upgrade" : o.json ? "status json" : "status";
+    int wait_ms = reload ? kReloadWaitMs : upgrading ? kUpgradeWaitMs : kStatusWaitMs;
     std::string error;
-    std::optional<std::string> answer =
-        control::ask(control_path, command, reload ? kReloadWaitMs : kStatusWaitMs, error);
+    std::optional<std::string> answer = control::ask(control_path, command, wait_ms, error);
     if (!answer) {
         std::cerr << "preforkd: " << error << '\n';
         return kExitFailure;
@@ -74,16 +78,18 @@ int ask_master(const cli::Options& o, const std::string& control_path)
         std::cerr << "preforkd: the master closed " << control_path << " without an answer\n";
         return kExitFailure;
     }
-    if (!reload && answer->rfind("error: ", 0) != 0) {
+    if (!reload && !upgrading && answer->rfind("error: ", 0) != 0) {
         std::cout << *answer;
         return kExitOk;
     }
     std::string text = answer->substr(0, answer->find('\n'));
     if (text.rfind("ok: ", 0) == 0) {
-        std::cout << "preforkd: reload: " << text.substr(4) << '\n';
+        std::cout << "preforkd: " << command << ": " << text.substr(4) << '\n';
         return kExitOk;
     }
-    if (text.rfind("failed: ", 0) == 0)
+    if (text.rfind("failed: ", 0) == 0 && upgrading)
+        std::cerr << "preforkd: upgrade failed, the running binary stays: " << text.substr(8) << '\n';
+    else if (text.rfind("failed: ", 0) == 0)
         std::cerr << "preforkd: reload failed, the running configuration stays: " << text.substr(8)
                   << '\n';
     else
@@ -97,7 +103,7 @@ int send_signal(const cli::Options& o, const std::string& pid_file,
     int number = signals::from_word(o.signal_word);
     try {
         pid_t pid = pidfile::running_master(pid_file);
-        if (o.signal_word == "status" || number == SIGHUP)
+        if (o.signal_word == "status" || number == SIGHUP || number == SIGUSR2)
             return ask_master(o, control_path);
         if (::kill(pid, number) != 0)
             throw sys_error("kill", std::to_string(pid));
@@ -124,9 +130,24 @@ int check(const config::Config& c, const cli::Options& o)
     return kExitOk;
 }
 
+// An image started by an in-place upgrade that cannot even load its
+// configuration returns to the previous one (upgrade.hpp), which keeps
+// serving; only if that fails too does the process end here.
+int give_back(const std::vector<std::string>& problems)
+{
+    const upgrade::Handover* h = upgrade::received();
+    std::string why;
+    for (const std::string& p : problems)
+        why += (why.empty() ? "" : "; ") + p;
+    if (h && h->failure.empty())
+        log::err("could not return to the previous binary: " + upgrade::roll_back(*h, why));
+    return kExitFailure;
+}
+
 int serve(config::Config c, const cli::Options& o)
 {
     log::open(c.log.facility_code, c.log.level_priority, o.foreground);
+    bool handed_over = upgrade::received() != nullptr;
     std::vector<std::string> problems = config::check_environment(c);
     for (std::string& p : site_setup::check(c))
         problems.push_back(std::move(p));
@@ -135,10 +156,11 @@ int serve(config::Config c, const cli::Options& o)
             log::err(p);
         if (!o.foreground)
             print_errors(problems);
-        return kExitFailure;
+        return handed_over ? give_back(problems) : kExitFailure;
     }
     pid_t other = 0;
-    if (pidfile::is_locked(c.pid_file, other)) {
+    // A handed-over pid file is locked by this very process.
+    if (!handed_over && pidfile::is_locked(c.pid_file, other)) {
         std::string msg = "preforkd is already running (pid " + std::to_string(other) +
                           ", pid file " + c.pid_file + ")";
         log::err(msg);
@@ -152,7 +174,7 @@ int serve(config::Config c, const cli::Options& o)
         // take them before detaching changes the pid.
         notify::init();
         std::vector<listener::Listener> inherited = listener::inherited();
-        if (!o.foreground)
+        if (!o.foreground && !handed_over)
             verdict = daemon::detach();
         master::Master m(std::move(c), o, verdict, std::move(inherited));
         return m.run();
@@ -167,6 +189,7 @@ int serve(config::Config c, const cli::Options& o)
 
 int main(int argc, char** argv)
 {
+    upgrade::init(argc > 0 ? argv[0] : nullptr);
     proctitle::init(argc, argv);
     cli::Result r = cli::parse(argc, argv);
     if (!r.error.empty()) {
@@ -194,6 +217,10 @@ int main(int argc, char** argv)
         c = config::load_file(o.config_file);
     } catch (const config::ConfigError& e) {
         print_errors(e.messages());
+        if (o.signal_word.empty() && !o.test && !o.dump && upgrade::received()) {
+            log::open(LOG_DAEMON, LOG_INFO, o.foreground);
+            return give_back(e.messages());
+        }
         return kExitFailure;
     }
     if (!o.pid_file.empty())

@@ -80,9 +80,15 @@ Master::~Master()
 
 int Master::run()
 {
-    start();
+    try {
+        start();
+    } catch (const std::exception& e) {
+        give_back(e.what());   // an upgrade that cannot start returns to the old binary
+        throw;
+    }
     for (;;) {
         reap_workers();
+        check_upgrade();
         if (!startup_error_.empty())
             break;
         handle_signals();
@@ -111,6 +117,8 @@ int Master::run()
 
 void Master::start()
 {
+    if (const upgrade::Handover* handed = upgrade::received())
+        return start_adopted(*handed);
     // The first line of every start: which build the log lines come from.
     log::notice("preforkd " PREFORKD_VERSION " starting");
     signals::install_master(wait_mask_);
@@ -124,7 +132,7 @@ void Master::start()
     tune_listeners();
     pid_file_ = pidfile::PidFile(serving_.config.pid_file);
     open_control();
-    board_ = scoreboard::create();
+    board_ = scoreboard::create(board_memory_);
     workers_.attach(board_);
     proctitle::set("preforkd: master process " + proctitle::original());
     log::notice("master process started (pid " + std::to_string(::getpid()) +
@@ -317,6 +325,7 @@ void Master::close_inherited_in_child()
     reload_.previous.access_log.reset();
     for (site_setup::LogFile& l : reload_.previous.sites.logs)
         l.fd.reset();
+    forget_upgrade_in_child();
 }
 
 void Master::retire_generation(std::uint32_t generation)
@@ -519,7 +528,8 @@ void Master::handle_signal(int number)
         log::notice("received " + name + ", reopening logs");
         return reopen_logs();
     case SIGUSR2:
-        log::warning("received " + name + ": binary upgrade is not supported yet");
+        log::notice("received " + name + ", upgrading the binary in place");
+        upgrade_binary();
         return;
     case SIGWINCH:
         log::notice("received " + name + ", stopping workers");

@@ -73,11 +73,13 @@ std::string Master::control_answer(const std::string& line)
         return control::render_json(snapshot());
     case control::Command::reload:
         return control_reload();
+    case control::Command::upgrade:
+        return control_upgrade();
     case control::Command::unknown:
         break;
     }
     return "error: unknown command " + control::json_string(line.substr(0, 64)) +
-           " (status, status json, reload)\n";
+           " (status, status json, reload, upgrade)\n";
 }
 
 // The reload runs here, as a SIGHUP's would.  A rejected one is answered at
@@ -92,6 +94,17 @@ std::string Master::control_reload()
         return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
     reload_.waiting.push_back(std::move(control_client_));
     return "";
+}
+
+// Returns only when the upgrade did not happen: the new image answers the
+// client, whose connection it inherits, once it serves or has returned to
+// this binary.
+std::string Master::control_upgrade()
+{
+    if (phase_ != Phase::running)
+        return "failed: the server is stopping\n";
+    log::notice("control socket: upgrade requested");
+    return "failed: " + upgrade_binary() + "\n";
 }
 
 // What only the master knows, for the status pages workers serve.  Called

@@ -199,6 +199,7 @@ void Master::finish_reload()
         if (t.up > 0 || pool_target() == 0) {
             retire_generation(generation_ - 1);
             end_reload();
+            finish_upgrade(true, "");   // the new image serves: an upgrade commits here
         } else if (reload_.can_roll_back && reload_.startup_deaths >= kRollbackDeaths) {
             roll_back();
         } else if (!reload_.waiting.empty() &&

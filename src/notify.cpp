@@ -21,6 +21,7 @@ namespace {
 
 sockaddr_un g_address{};
 socklen_t g_length = 0;
+std::string g_name;   // as NOTIFY_SOCKET said it, for an in-place upgrade
 
 }  // namespace
 
@@ -37,6 +38,12 @@ void init()
     if (name[0] == '@')
         g_address.sun_path[0] = '\0';   // abstract namespace
     g_length = socklen_t(offsetof(sockaddr_un, sun_path) + name.size());
+    g_name = name;
+}
+
+const std::string& socket_name() noexcept
+{
+    return g_name;
 }
 
 bool enabled() noexcept

@@ -81,6 +81,14 @@ PidFile::PidFile(const std::string& path)
     path_ = path;
 }
 
+PidFile PidFile::adopt(const std::string& path, Fd locked)
+{
+    PidFile p;
+    p.path_ = path;
+    p.fd_ = std::move(locked);
+    return p;
+}
+
 PidFile::~PidFile()
 {
     remove();

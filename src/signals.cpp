@@ -17,7 +17,7 @@ constexpr Entry kTable[] = {
     {SIGCHLD, "SIGCHLD", nullptr, "reap and replace workers"},
     {SIGHUP, "SIGHUP", "reload", "graceful reload"},
     {SIGUSR1, "SIGUSR1", "reopen", "reopen log files"},
-    {SIGUSR2, "SIGUSR2", "upgrade", "re-execute the binary (not yet supported)"},
+    {SIGUSR2, "SIGUSR2", "upgrade", "re-execute the binary in place"},
     {SIGWINCH, "SIGWINCH", nullptr, "gracefully stop all workers"},
     {SIGTTIN, "SIGTTIN", nullptr, "one more worker in the pool's floor"},
     {SIGTTOU, "SIGTTOU", nullptr, "one fewer worker in the pool's floor"},

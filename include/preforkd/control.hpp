@@ -9,6 +9,9 @@
 //   reload        "ok: generation N started" or "failed: <why>", sent once
 //                 the reload has ended: rejected, its new generation up, or
 //                 rolled back ("failed: rolled back: <why>")
+//   upgrade       "ok: ..." or "failed: <why>", sent once the new binary
+//                 serves, or was refused, or the old one runs again
+//                 (upgrade.hpp); the connection outlives the execve
 //
 // Anything else is answered "error: ...".  The protocol and the rendering
 // are pure functions (bytes in, text out) over a Snapshot read from the
@@ -35,7 +38,7 @@ namespace preforkd::control {
 
 // ---- the protocol ---------------------------------------------------------------
 
-enum class Command { status, status_json, reload, unknown };
+enum class Command { status, status_json, reload, upgrade, unknown };
 
 // The command of one line ("status\n", "status json\r\n"); surrounding
 // blanks and the line end are ignored, case is not.

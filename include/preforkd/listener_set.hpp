@@ -20,8 +20,9 @@ namespace preforkd::master {
 class ListenerSet {
 public:
     // `inherited`: sockets passed in, used for the listen entries whose
-    // address they are bound to.
-    explicit ListenerSet(std::vector<listener::Listener> inherited = {});
+    // address they are bound to; `from` names who passed them, for the log.
+    explicit ListenerSet(std::vector<listener::Listener> inherited = {},
+                         std::string from = "systemd");
     ListenerSet(ListenerSet&&) = default;
     ListenerSet& operator=(ListenerSet&&) = default;
     ~ListenerSet();
@@ -62,6 +63,7 @@ private:
 
     std::vector<listener::Listener> open_;
     std::vector<listener::Listener> inherited_;
+    std::string from_;
 };
 
 // "127.0.0.1:8080", "[::1]:8080", "unix:/run/x.sock": a port 0 shows the

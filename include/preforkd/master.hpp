@@ -33,6 +33,7 @@
 #include "preforkd/pidfile.hpp"
 #include "preforkd/pool.hpp"
 #include "preforkd/scoreboard.hpp"
+#include "preforkd/upgrade.hpp"
 #include "preforkd/worker_context.hpp"
 #include "preforkd/worker_table.hpp"
 
@@ -65,6 +66,16 @@ struct ReloadOutcome {
     bool ok = false;
     std::uint32_t generation = 0;
     std::string message;
+};
+
+// An in-place upgrade this image received and has not committed yet
+// (upgrade.hpp): until a worker of its generation is up, it may still
+// return to the image that handed over.
+struct Upgrading {
+    bool pending = false;
+    std::int64_t deadline_ms = 0;               // CLOCK_MONOTONIC
+    Fd client;                                  // -s upgrade, waiting for the verdict
+    Fd previous;                                // the image to return to
 };
 
 class Master {
@@ -146,6 +157,19 @@ private:
     std::string control_answer(const std::string& line);
     std::string control_reload();
     control::Snapshot snapshot() const;
+    std::string control_upgrade();
+
+    // The in-place upgrade (upgrade.hpp), in master_upgrade.cpp.
+    std::string upgrade_binary();
+    upgrade::Handover handover() const;
+    void start_adopted(const upgrade::Handover& h);
+    void take_descriptors(const upgrade::Handover& h);
+    void adopt_pool(const upgrade::Handover& h);
+    void give_back(const std::string& why);
+    void check_upgrade();
+    void return_to_previous(const std::string& why);
+    void finish_upgrade(bool ok, const std::string& verdict);
+    void forget_upgrade_in_child();
     void publish_status() const;
 
     cli::Options options_;
@@ -154,6 +178,8 @@ private:
     Serving serving_;                         // what the current generation runs on
     pidfile::PidFile pid_file_;
     scoreboard::Board* board_ = nullptr;
+    Fd board_memory_;                         // the board's memfd, kept for an upgrade
+    Upgrading upgrading_;
     WorkerTable workers_;
     parker::Queues queues_;                   // empty with http.parking off
     pid_t parker_pid_ = 0;

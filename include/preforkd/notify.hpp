@@ -14,6 +14,9 @@ namespace preforkd::notify {
 void init();
 
 bool enabled() noexcept;
+// NOTIFY_SOCKET as init() found it ("" if none): an in-place upgrade sets
+// it again for the next image, which is the same service's main process.
+const std::string& socket_name() noexcept;
 
 // Sends `state` ("READY=1\nSTATUS=...") as one datagram; false on failure.
 bool send(const std::string& state);

@@ -25,6 +25,10 @@ public:
     // Writes getpid() to `path` through a locked temporary file renamed into
     // place.  Throws when a live master holds the file or a syscall fails.
     explicit PidFile(const std::string& path);
+    // The pid file this very process already holds locked through
+    // `locked`, handed over across an in-place upgrade (upgrade.hpp): the
+    // lock travels with the descriptor, so the file is never stale between.
+    static PidFile adopt(const std::string& path, Fd locked);
     PidFile(PidFile&&) noexcept = default;
     PidFile& operator=(PidFile&&) noexcept = default;
     ~PidFile();
@@ -34,6 +38,7 @@ public:
     // Closes the descriptor without removing the file (forked children).
     void forget() noexcept { fd_.reset(); path_.clear(); }
     const std::string& path() const noexcept { return path_; }
+    int descriptor() const noexcept { return fd_.get(); }
 
 private:
     std::string path_;

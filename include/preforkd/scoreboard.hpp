@@ -1,7 +1,7 @@
 // scoreboard.hpp - one slot per worker in memory shared by the whole pool.
 //
-// Created by the master before the first fork (MAP_SHARED|MAP_ANONYMOUS) and
-// never resized: it has a slot for the largest pool the configuration allows.
+// Created by the master before the first fork (a memfd mapped MAP_SHARED, so
+// that an in-place upgrade can hand it to the next image) and never resized: it has a slot for the largest pool the configuration allows.
 // A worker writes only its own slot; the master reads them all and decides
 // everything about the pool from them (a worker serving a status page reads
 // them too, and writes nothing for it).  Fields are atomics so the master
@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "preforkd/config.hpp"
+#include "preforkd/fd.hpp"
 
 namespace preforkd::scoreboard {
 
@@ -95,8 +96,17 @@ struct Board {
     Facts master;
 };
 
-// Maps a zeroed board shared with every future child.  Throws on failure.
+// Maps a zeroed board shared with every future child; `memory` receives
+// its descriptor (close-on-exec).  Throws on failure.
+Board* create(Fd& memory);
+// The same for a board no later image needs (tests): the mapping outlives
+// the descriptor, which is closed.
 Board* create();
+
+// Maps the board behind `memory`, a descriptor create() made in an earlier
+// image of this process.  Throws when it is not a board of this build's
+// size (another layout: the slots would be misread).
+Board* attach(int memory);
 
 // CLOCK_MONOTONIC in milliseconds.
 std::int64_t now_ms() noexcept;

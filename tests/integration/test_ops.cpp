@@ -730,6 +730,42 @@ Test(ops, sd_notify_ready_reloading_stopping, .timeout = 60) {
     NO_SANITIZER_REPORTS();
 }
 
+// An in-place upgrade is a reload to systemd: RELOADING=1, then READY=1
+// from the same MAINPID, which the new image learns from NOTIFY_SOCKET
+// handed on across the exec.
+Test(ops, sd_notify_upgrade_reloading_then_ready_with_the_same_mainpid, .timeout = 90) {
+    Daemon d = Daemon::prepare();
+    std::string sock = d.path("notify.sock");
+    int fd = notify_listener(sock);
+    cr_assert(fd >= 0, "cannot bind the notify socket %s: %s", sock.c_str(), std::strerror(errno));
+    setenv("NOTIFY_SOCKET", sock.c_str(), 1);
+    bool started = d.start();
+    unsetenv("NOTIFY_SOCKET");
+    D_ASSERT(d, started, "daemon did not become ready");
+    std::vector<std::string> seen;
+    D_ASSERT(d, wait_notify(fd, "READY", "1", seen).has_value(), "no READY=1 at start; got:%s", joined(seen).c_str());
+
+    seen.clear();
+    RunResult up = run({daemon_binary(), "-s", "upgrade", "-p", d.pid_file}, d.dir, 90s);
+    D_ASSERT(d, up.status == 0, "-s upgrade exited %d: %s%s", up.status, up.out.c_str(), up.err.c_str());
+    auto reloading = wait_notify(fd, "RELOADING", "1", seen);
+    D_ASSERT(d, reloading.has_value(), "no RELOADING=1 for the upgrade; got:%s", joined(seen).c_str());
+    auto ready = wait_notify(fd, "READY", "1", seen);
+    D_ASSERT(d, ready.has_value(), "no READY=1 after the upgrade; got:%s", joined(seen).c_str());
+    D_ASSERT(d, field(*ready, "MAINPID") == std::to_string(d.pid),
+             "READY=1 after the upgrade came with MAINPID=%s, want the master %d",
+             field(*ready, "MAINPID").value_or("(none)").c_str(), d.pid);
+    D_ASSERT(d, d.wait_log("ready: generation 2").has_value(), "no 'ready: generation 2' in the log");
+
+    seen.clear();
+    D_ASSERT(d, d.signal(SIGTERM), "kill -TERM failed");
+    D_ASSERT(d, wait_notify(fd, "STOPPING", "1", seen).has_value(),
+             "no STOPPING=1 from the upgraded master; got:%s", joined(seen).c_str());
+    D_ASSERT(d, wait_exit(d.pid, 10s) == 0, "master did not exit 0 after SIGTERM");
+    ::close(fd);
+    NO_SANITIZER_REPORTS();
+}
+
 Test(ops, socket_activation_adopts_the_socket_and_keeps_it_across_reload, .timeout = 60) {
     if (!executable("/usr/bin/systemd-socket-activate")) cr_skip("systemd-socket-activate is not installed");
     Options o;

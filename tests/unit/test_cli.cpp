@@ -67,7 +67,7 @@ Test(cli, version_and_help)
 
 Test(cli, signal_words)
 {
-    for (const char* word : {"stop", "quit", "reload", "reopen"}) {
+    for (const char* word : {"stop", "quit", "reload", "reopen", "upgrade"}) {
         Result r = run({"-s", word});
         cr_assert(r.error.empty(), "-s %s: %s", word, r.error.c_str());
         cr_assert_str_eq(r.options.signal_word.c_str(), word);
@@ -78,7 +78,7 @@ Test(cli, unknown_signal_word_is_an_error)
 {
     Result r = run({"-s", "restart"});
     cr_assert_str_eq(r.error.c_str(),
-                     "unknown signal name \"restart\" (stop, quit, reload, reopen, status)");
+                     "unknown signal name \"restart\" (stop, quit, reload, reopen, upgrade, status)");
 }
 
 Test(cli, unknown_option_is_named)

@@ -131,7 +131,7 @@ bool documents_option(const std::string& page, const Option& o)
 }
 
 // True when the command line takes `-s word`: the signal table also holds
-// words that -s refuses for now (upgrade), which the page lists under BUGS.
+// words that -s might refuse (none today).
 bool accepted_by_dash_s(const std::string& word)
 {
     std::vector<std::string> args = {"preforkd", "-s", word};
