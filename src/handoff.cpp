@@ -138,8 +138,13 @@ bool send_parcel(int sock, int fd, const Parcel& p)
 
 std::optional<Received> receive_parcel(int sock)
 {
-    std::vector<char> buf(kMaxParcel);
-    iovec iov{buf.data(), buf.size()};
+    // One buffer per process, never initialised: recvmsg() writes only the
+    // parcel's own bytes, so a worker touches a page or two of it, where a
+    // zero-filled buffer per call cost a 66 KiB memset per resumed
+    // connection and made all of it private memory in every worker.  Workers
+    // and the parker are single-threaded.
+    static char buf[kMaxParcel];
+    iovec iov{buf, sizeof buf};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -168,7 +173,7 @@ std::optional<Received> receive_parcel(int sock)
             fds.emplace_back(fd);
         }
     }
-    auto parcel = decode(std::string_view(buf.data(), std::size_t(n)));
+    auto parcel = decode(std::string_view(buf, std::size_t(n)));
     if (!parcel || fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
         errno = EPROTO;
         return std::nullopt;

@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -183,6 +184,10 @@ void back_off_accept(int err)
     ::ppoll(nullptr, 0, &ts, &g_wait_mask);
 }
 
+// Room for the line that takes a log buffer past log_buffer (most lines are
+// a few hundred bytes).
+constexpr std::size_t kLineRoom = 2048;
+
 class Worker {
 public:
     explicit Worker(Context& c) : c_(c), slot_(c.board->slots[c.slot]) {}
@@ -244,14 +249,25 @@ void Worker::start()
     sinks_.push_back(Sink{c_.access_log_fd, c_.access_log_path, c_.log_format, {}, false, 0});
     for (const SiteLog& l : c_.site_logs)
         sinks_.push_back(Sink{l.fd, l.path, l.format, {}, false, 0});
+    // A buffer grown line by line doubles its way past log_buffer and leaves
+    // each smaller copy behind in the heap: about 60 KiB of pages touched
+    // for a 16 KiB buffer.  Reserved once, only the bytes written are.
+    if (c_.log_buffer > 0)
+        for (Sink& sink : sinks_)
+            if (sink.fd >= 0)
+                sink.pending.reserve(c_.log_buffer + kLineRoom);
     confine();
+    // The seccomp filter was built in this worker's heap and freed again:
+    // give those pages back, or every worker keeps some 90 KiB of private
+    // memory that nothing uses.
+    ::malloc_trim(0);
 }
 
 // Every directory of this generation a request may read beneath: each
 // site's root, and each location's root or alias.
 std::vector<std::string> Worker::readable_roots() const
 {
-    return c_.sites.roots();
+    return c_.sites->roots();
 }
 
 // The last step before serving.  A mechanism the kernel lacks is said once
@@ -417,7 +433,7 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
     connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
-    connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
+    connection::serve(fd, remote_name(peer), c_.settings, *c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -450,7 +466,7 @@ void Worker::resume(const handoff::Received& got)
     socklen_t len = sizeof peer;
     ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
     connection::Env env = make_env(int(got.parcel.listener), peer);
-    connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
+    connection::resume(got.fd.get(), got.parcel, c_.settings, *c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
 
