@@ -204,6 +204,7 @@ private:
     void sweep();
     connection::Env make_env(int listener, const sockaddr_storage& peer);
     bool park(int fd, handoff::Parcel& parcel);
+    void count_idle(int delta);
     // One access log: the main one (sinks_[0]) or a site's.
     struct Sink {
         int fd = -1;
@@ -292,6 +293,7 @@ void Worker::confine()
 void Worker::loop()
 {
     scoreboard::set_state(slot_, scoreboard::State::idle);
+    count_idle(1);
     while (!g_quit && (limit_ == 0 || served_ < limit_)) {
         flush_log_if_due();
         int listener = -1;
@@ -323,9 +325,20 @@ void Worker::loop()
         // client gave up), EINTR or a failed accept on the swapped-in
         // socket (told to quit).
     }
+    count_idle(-1);
     scoreboard::set_state(slot_, scoreboard::State::draining);
     if (g_quit < connection::kQuitNow)
         sweep();
+}
+
+// The board's count of idle workers decides when idle keep-alive
+// connections are parked, so it must follow the pool closely: each worker
+// keeps it as it takes and finishes a connection.  The master's recount
+// (every quarter of a second while workers are short) corrects any drift,
+// as from a worker that died idle.
+void Worker::count_idle(int delta)
+{
+    c_.board->idle_workers.fetch_add(delta, std::memory_order_relaxed);
 }
 
 // Leaving gracefully from an epoll wait.  EPOLLEXCLUSIVE wakes one waiting
@@ -432,10 +445,12 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 
 void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
+    count_idle(-1);
     connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
     connection::serve(fd, remote_name(peer), c_.settings, *c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
+    count_idle(1);
 }
 
 // A connection the parker holds no longer: its head is complete.  Losing
@@ -465,9 +480,11 @@ void Worker::resume(const handoff::Received& got)
     sockaddr_storage peer{};
     socklen_t len = sizeof peer;
     ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    count_idle(-1);
     connection::Env env = make_env(int(got.parcel.listener), peer);
     connection::resume(got.fd.get(), got.parcel, c_.settings, *c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);
+    count_idle(1);
 }
 
 // A full park queue (the parker is behind, or gone) keeps the connection
