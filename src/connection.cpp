@@ -9,6 +9,12 @@
 // because after a malformed head nothing that follows can be trusted.  The
 // same goes for a malformed chunked body, which is why such a body is read
 // through before the request is answered (body_before_answer).
+//
+// With parking on, no wait on a client that does not send or does not read
+// happens here for long: an idle keep-alive connection (after a short grace
+// while idle workers are short), a head incomplete after the first read,
+// and the rest of an answer the client stopped taking all go to the parker
+// (handoff.hpp).
 #include "preforkd/connection.hpp"
 
 #include <algorithm>
@@ -60,7 +66,23 @@ struct Conn {
     bool client_closes = false;   // the last request said Connection: close
     bool parked = false;          // handed to the parker: no linger, no close
     bool park_refused = false;    // the park queue was full: wait here instead
+    // The answer being sent may go to the parker if its client stops
+    // taking it (serve_one decides per request), and whether the
+    // connection closes once it is sent.
+    bool send_may_park = false;
+    bool close_after_send = false;
 };
+
+// What follows the bytes being sent: a range of a file (none: file -1).
+struct FileRest {
+    int file = -1;
+    off_t offset = 0;
+    std::uint64_t left = 0;
+};
+
+// The most answer bytes a parcel carries beside a file range (the parcel
+// must fit one message of the park queue).
+constexpr std::size_t kMaxParkedBytes = 65536;
 
 // The deadline for a request head, in the manner of Apache's
 // RequestReadTimeout header=20-40,MinRate=500: header_timeout from the first
@@ -186,7 +208,13 @@ Wait wait_for(Conn& c, short events, std::int64_t deadline_ms, bool idle_keepali
     }
 }
 
-bool send_bytes(Conn& c, const char* data, std::size_t size, bool more)
+bool park_send(Conn& c, std::string_view bytes, const FileRest& rest);
+
+// Sends `size` bytes.  When the client takes no more and `rest` is given,
+// what is left of them and `rest` may go to the parker instead of being
+// waited for (then true, with c.parked set).
+bool send_bytes(Conn& c, const char* data, std::size_t size, bool more,
+                const FileRest* rest = nullptr)
 {
     while (size > 0) {
         ssize_t n = ::send(c.fd, data, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
@@ -200,6 +228,8 @@ bool send_bytes(Conn& c, const char* data, std::size_t size, bool more)
             continue;
         if (n < 0 && errno != EAGAIN)
             return false;
+        if (rest && park_send(c, std::string_view(data, size), *rest))
+            return true;
         std::int64_t deadline = scoreboard::now_ms() + c.settings.send_timeout_ms;
         if (wait_for(c, POLLOUT, deadline, false) != Wait::ready)
             return false;
@@ -207,8 +237,9 @@ bool send_bytes(Conn& c, const char* data, std::size_t size, bool more)
     return true;
 }
 
-// Sends `left` bytes of `file` from `offset` with sendfile(2).
-bool send_range(Conn& c, int file, off_t offset, std::uint64_t left)
+// Sends `left` bytes of `file` from `offset` with sendfile(2); `may_park` as
+// send_bytes' `rest`.
+bool send_range(Conn& c, int file, off_t offset, std::uint64_t left, bool may_park = false)
 {
     while (left > 0) {
         std::size_t chunk = left > (1u << 20) ? (1u << 20) : std::size_t(left);
@@ -228,6 +259,8 @@ bool send_range(Conn& c, int file, off_t offset, std::uint64_t left)
             continue;
         if (errno != EAGAIN)
             return false;
+        if (may_park && park_send(c, {}, FileRest{file, offset, left}))
+            return true;
         std::int64_t deadline = scoreboard::now_ms() + c.settings.send_timeout_ms;
         if (wait_for(c, POLLOUT, deadline, false) != Wait::ready)
             return false;
@@ -255,15 +288,21 @@ bool send_response(Conn& c, http::Response& r)
     bool file = r.file.valid() && r.file_length > 0;
     bool parts = r.file.valid() && !r.parts.empty();
     // The last answer on a connection goes out corked (MSG_MORE): the close
-    // that follows at once sends it with the FIN in the same segment.
+    // that follows at once sends it with the FIN in the same segment.  An
+    // answer of bytes, or bytes and one file range, may go to the parker
+    // when the client stops taking it; multipart answers stay here.
+    FileRest rest;
     if (!file && !parts) {
         r.head += r.body;   // one segment for small bodies
-        return send_bytes(c, r.head.data(), r.head.size(), r.close);
+        return send_bytes(c, r.head.data(), r.head.size(), r.close, &rest);
     }
-    if (!send_bytes(c, r.head.data(), r.head.size(), file || parts))
+    rest = FileRest{r.file.get(), r.file_offset, file ? r.file_length : 0};
+    if (!send_bytes(c, r.head.data(), r.head.size(), file || parts, parts ? nullptr : &rest))
         return false;
+    if (c.parked)
+        return true;
     if (file)
-        return send_range(c, r.file.get(), r.file_offset, r.file_length);
+        return send_range(c, r.file.get(), r.file_offset, r.file_length, true);
     return !parts || send_parts(c, r);
 }
 
@@ -453,10 +492,8 @@ enum class Head { complete, closed, parked };
 
 // Hands the connection to the parker: an idle keep-alive one with its
 // keep-alive clock, a begun head with the head's clock and bytes.
-bool park(Conn& c, handoff::Kind kind, std::int64_t since_ms)
+handoff::Parcel parcel_of(const Conn& c, handoff::Kind kind, std::int64_t since_ms)
 {
-    if (!can_park(c))
-        return false;
     handoff::Parcel p;
     p.kind = kind;
     p.listener = std::uint32_t(c.env.listener);
@@ -468,12 +505,46 @@ bool park(Conn& c, handoff::Kind kind, std::int64_t since_ms)
     p.min_rate = c.settings.header_min_rate;
     p.max_head = std::uint32_t(c.settings.limits.max_header_size);
     p.remote = c.remote;
-    p.bytes = c.buffer.substr(c.start);
-    c.parked = c.env.park(c.fd, p);
-    // A full queue (the parker is behind, or gone): the connection waits
-    // here, as it would without parking.
+    return p;
+}
+
+// A full queue (the parker is behind, or gone): the connection waits here,
+// as it would without parking.
+bool hand_over(Conn& c, handoff::Parcel& p, int file = -1)
+{
+    c.parked = c.env.park(c.fd, p, file);
     c.park_refused = !c.parked;
     return c.parked;
+}
+
+bool park(Conn& c, handoff::Kind kind, std::int64_t since_ms)
+{
+    if (!can_park(c))
+        return false;
+    handoff::Parcel p = parcel_of(c, kind, since_ms);
+    p.bytes = c.buffer.substr(c.start);
+    return hand_over(c, p);
+}
+
+// The client takes no more of the answer for now: the parker sends the
+// rest as it reads (`bytes`, then `rest`'s range), so a client that reads
+// slowly, or not at all, holds no worker.  Requests it pipelined after this
+// one travel along, for the parker to hand back once the answer is out.
+// Only when serve_one allowed it: no body is left to skip.
+bool park_send(Conn& c, std::string_view bytes, const FileRest& rest)
+{
+    std::string_view input = std::string_view(c.buffer).substr(c.start);
+    if (!c.send_may_park || !can_park(c) || bytes.size() + input.size() > kMaxParkedBytes)
+        return false;
+    handoff::Parcel p = parcel_of(c, handoff::Kind::sending, scoreboard::now_ms());
+    p.bytes.reserve(bytes.size() + input.size());
+    p.bytes.append(bytes).append(input);
+    p.answer_size = std::uint32_t(bytes.size());
+    p.file_offset = rest.offset;
+    p.file_left = std::int64_t(rest.left);
+    p.send_timeout_ms = c.settings.send_timeout_ms;
+    p.close_after = c.close_after_send;
+    return hand_over(c, p, rest.left > 0 ? rest.file : -1);
 }
 
 // An idle keep-alive connection is parked when park_due() says so, or when
@@ -619,10 +690,16 @@ bool serve_one(Conn& c)
     http::Response resp = http::answer(req, visit);
     if (!resp.refusal.empty())
         log_refusal(c, req, resp);
+    // The answer may be finished by the parker unless a body is still to
+    // be skipped after it.
+    c.send_may_park = body_first || !req.has_body();
+    c.close_after_send = resp.close || close;
     bool sent = send_response(c, resp);
+    c.send_may_park = false;
+    // Handed to the parker, the answer is logged here as sent whole.
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started,
                 &site);
-    if (!sent || resp.close || close)
+    if (!sent || resp.close || close || c.parked)
         return false;
     return body_first || !req.has_body() || discard_body(c, req) == Body::skipped;
 }

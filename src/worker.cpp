@@ -203,7 +203,7 @@ private:
     void resume(const handoff::Received& got);
     void sweep();
     connection::Env make_env(int listener, const sockaddr_storage& peer);
-    bool park(int fd, handoff::Parcel& parcel);
+    bool park(int fd, handoff::Parcel& parcel, int file);
     void count_idle(int delta);
     // One access log: the main one (sinks_[0]) or a site's.
     struct Sink {
@@ -439,7 +439,7 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
     env.on_quit = [this] { close_listeners(); };
     env.on_wait = [this] { flush_log_if_due(); };
     if (c_.park >= 0)
-        env.park = [this](int fd, handoff::Parcel& p) { return park(fd, p); };
+        env.park = [this](int fd, handoff::Parcel& p, int file) { return park(fd, p, file); };
     return env;
 }
 
@@ -489,9 +489,9 @@ void Worker::resume(const handoff::Received& got)
 
 // A full park queue (the parker is behind, or gone) keeps the connection
 // here, as if parking were off: nothing is lost, a worker is only held.
-bool Worker::park(int fd, handoff::Parcel& parcel)
+bool Worker::park(int fd, handoff::Parcel& parcel, int file)
 {
-    return handoff::send_parcel(c_.park, fd, parcel);
+    return handoff::send_parcel(c_.park, fd, parcel, file);
 }
 
 // Told to quit while busy: stop holding the listeners at once, so that once
