@@ -91,6 +91,26 @@ struct Log {
     bool operator==(const Log&) const = default;
 };
 
+// The tls = { ... } group: what every TLS listener shares.  The defaults
+// follow Mozilla's "intermediate" profile (TLS 1.2 and 1.3, ECDHE with AEAD
+// ciphers).  Certificates belong to sites (Site::tls).
+struct Tls {
+    std::vector<std::string> protocols = {"TLSv1.2", "TLSv1.3"};
+    std::string ciphers =   // TLS 1.2, OpenSSL names
+        "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+        "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+        "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    std::string ciphersuites =   // TLS 1.3
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+    std::string curves = "X25519:prime256v1:secp384r1";
+    bool session_tickets = true;
+    int ticket_rotation = 3600;      // seconds a ticket key encrypts; kept one more for decrypting
+    std::string ticket_key_file;     // "" = keys made by the master, in memory only
+    int handshake_timeout = 10;      // seconds a handshake may take
+
+    bool operator==(const Tls&) const = default;
+};
+
 // --- sites -------------------------------------------------------------------
 
 // An address block of allow/deny: "10.0.0.0/8", "::1" (a /128), "all".
@@ -173,6 +193,17 @@ struct Site {
     bool operator==(const Site&) const = default;
 };
 
+// What a listen entry written as a group adds to its address:
+//   { address = "*:443"; tls = true; proxy_protocol = true; proxy_trusted = [ "10.0.0.0/8" ]; }
+// A plain string is an entry with every option off.
+struct ListenOptions {
+    bool tls = false;                  // TLS on this socket, with the sites' certificates
+    bool proxy_protocol = false;       // a PROXY v1 or v2 header opens every connection
+    std::vector<Cidr> proxy_trusted;   // peers that may send it; empty = any peer
+
+    bool operator==(const ListenOptions&) const = default;
+};
+
 inline constexpr int kMaxWorkers = 4096;
 
 struct Config {
@@ -183,6 +214,10 @@ struct Config {
     std::string control_socket;  // "" = beside pid_file (control::path_of)
     std::string chroot;          // "" = none
     std::vector<std::string> listen = {"0.0.0.0:80", "[::]:80"};
+    // The options of listen[i], index for index; an entry missing at the
+    // end (code that sets listen alone) has every option off: read it
+    // through listen_options_of().
+    std::vector<ListenOptions> listen_options;
     std::string unix_mode = "0666";   // permissions of unix: listening sockets
     int unix_mode_bits = 0666;        // derived
     std::string unix_owner;           // owner of unix: sockets, "" = the master's
@@ -192,12 +227,20 @@ struct Config {
     Workers workers;
     Http http;
     Log log;
+    Tls tls;
     // As written, includes read; empty means the one default site of
     // effective_sites().
     std::vector<Site> sites;
 
     bool operator==(const Config&) const = default;
 };
+
+// The options of the listen entry at `index` (all off if none were written).
+inline const ListenOptions& listen_options_of(const Config& c, std::size_t index)
+{
+    static const ListenOptions none;
+    return index < c.listen_options.size() ? c.listen_options[index] : none;
+}
 
 // Loads `path`.  Relative paths inside are resolved against the directory of
 // `path`; so are `include` globs.  Throws ConfigError with every problem found.

@@ -87,7 +87,7 @@ std::string error_pages_literal(const std::vector<ErrorPage>& pages)
 
 class Printer {
 public:
-    explicit Printer(std::ostream& out) : out_(out) {}
+    Printer(std::ostream& out, const Config& config) : out_(out), config_(config) {}
     void keys(std::string_view group, unsigned scope, const Slot& slot, int indent);
     std::string value(const Key& k, const Field& f, int indent);
 
@@ -95,7 +95,10 @@ private:
     std::string sites(const std::vector<Site>& all, int indent);
     std::string locations(std::vector<Location>& all, Site& site, int indent);
 
+    std::string listen() const;
+
     std::ostream& out_;
+    const Config& config_;
 };
 
 // The keys of `group` (global scope) or of `scope` (a site or location).
@@ -119,6 +122,29 @@ void Printer::keys(std::string_view group, unsigned scope, const Slot& slot, int
     }
 }
 
+// Plain strings, and a group for an entry with options.
+std::string Printer::listen() const
+{
+    std::vector<std::size_t> index(config_.listen.size());
+    for (std::size_t i = 0; i < index.size(); ++i)
+        index[i] = i;
+    return list_of(index, '(', ')', [&](std::size_t i) {
+        const ListenOptions& o = listen_options_of(config_, i);
+        if (o == ListenOptions{})
+            return literal(config_.listen[i]);
+        std::string entry = "{ address = " + literal(config_.listen[i]) + ";";
+        if (o.tls)
+            entry += " tls = true;";
+        if (o.proxy_protocol)
+            entry += " proxy_protocol = true;";
+        if (!o.proxy_trusted.empty())
+            entry += " proxy_trusted = " +
+                     list_of(o.proxy_trusted, '[', ']', [](const Cidr& c) { return literal(c.text); }) +
+                     ";";
+        return entry + " }";
+    });
+}
+
 std::string Printer::value(const Key& k, const Field& f, int indent)
 {
     if (auto* p = std::get_if<int*>(&f))
@@ -130,8 +156,7 @@ std::string Printer::value(const Key& k, const Field& f, int indent)
     if (auto* p = std::get_if<std::string*>(&f))
         return literal(**p);
     if (auto* p = std::get_if<std::vector<std::string>*>(&f))
-        return k.kind == Kind::listen ? strings_literal(**p, '(', ')')
-                                      : strings_literal(**p, '[', ']');
+        return k.kind == Kind::listen ? listen() : strings_literal(**p, '[', ']');
     if (auto* p = std::get_if<AccessFormat*>(&f))
         return literal(schema::name_of(k.choices, int(**p)));
     if (auto* p = std::get_if<std::vector<Cidr>*>(&f))
@@ -152,7 +177,7 @@ std::string Printer::sites(const std::vector<Site>& all, int indent)
     if (all.empty())
         return "( )";
     std::ostringstream text;
-    Printer inner(text);
+    Printer inner(text, config_);
     text << "(";
     for (std::size_t i = 0; i < all.size(); ++i) {
         Site site = all[i];
@@ -170,7 +195,7 @@ std::string Printer::locations(std::vector<Location>& all, Site& site, int inden
 {
     std::string pad(std::size_t(indent), ' ');
     std::ostringstream text;
-    Printer inner(text);
+    Printer inner(text, config_);
     text << pad << "locations = (";
     for (std::size_t i = 0; i < all.size(); ++i) {
         Location& loc = all[i];
@@ -191,7 +216,7 @@ std::string dump(const Config& config)
     std::ostringstream o;
     o << "# preforkd: effective configuration"
       << (c.file.empty() ? "" : " of " + literal(c.file)) << ", every default filled in\n";
-    Printer(o).keys("", schema::global, Slot{&c}, 0);
+    Printer(o, c).keys("", schema::global, Slot{&c}, 0);
     return o.str();
 }
 
@@ -199,7 +224,7 @@ std::string schema::value_text(const Key& k, const Config& config)
 {
     Config c = config;
     std::ostringstream unused;
-    return k.field && k.scope == global ? Printer(unused).value(k, k.field(Slot{&c}), 0) : "";
+    return k.field && k.scope == global ? Printer(unused, c).value(k, k.field(Slot{&c}), 0) : "";
 }
 
 std::string schema::default_text(const Key& k) { return value_text(k, Config{}); }

@@ -264,19 +264,72 @@ void Loader::check_http(const Setting* g)
     h.header_timeout_max = h.header_timeout;
 }
 
+// listen = ( "127.0.0.1:80", { address = "*:443"; tls = true; }, ... );
+// Each item is an address string or a group with the address and its options.
 void Loader::load_listen(const Setting& s)
 {
-    auto items = strings(s, "listen");
-    if (!items)
-        return;
-    if (items->empty())
+    const std::string message =
+        "listen must be a list of addresses or entries: listen = ( \"*:80\", "
+        "{ address = \"*:443\"; tls = true; } );";
+    if (!s.isList() && !s.isArray())
+        return error(s, message);
+    if (s.getLength() == 0)
         return error(s, "listen must name at least one address");
     config_.listen.clear();
+    config_.listen_options.clear();
     std::map<std::string, std::string> seen;   // canonical address -> as first written
-    for (const Setting* item : *items) {
-        if (auto text = listen_address(*item, seen))
-            config_.listen.push_back(*text);
+    for (int i = 0; i < s.getLength(); ++i) {
+        const Setting& item = s[i];
+        ListenOptions options;
+        std::optional<std::string> text;
+        if (item.getType() == Setting::TypeString)
+            text = listen_address(item, seen);
+        else if (item.isGroup())
+            text = listen_entry(item, options, seen);
+        else
+            error(item, message);
+        if (!text)
+            continue;
+        config_.listen.push_back(*text);
+        config_.listen_options.push_back(options);
     }
+    // Trailing entries without options are implied (listen_options_of), so
+    // a configuration written with plain strings equals one set in code.
+    while (!config_.listen_options.empty() && config_.listen_options.back() == ListenOptions{})
+        config_.listen_options.pop_back();
+}
+
+// { address = "..."; tls = true; proxy_protocol = true; proxy_trusted = [ ... ]; }
+std::optional<std::string> Loader::listen_entry(const Setting& g, ListenOptions& options,
+                                                std::map<std::string, std::string>& seen)
+{
+    static constexpr std::string_view known[] = {"address", "tls", "proxy_protocol",
+                                                 "proxy_trusted"};
+    for (int i = 0; i < g.getLength(); ++i) {
+        std::string name = g[i].getName();
+        if (std::find(std::begin(known), std::end(known), name) == std::end(known))
+            error(g[i], "listen entry: unknown setting " + in_quotes(name) +
+                            " (an entry has address, tls, proxy_protocol, proxy_trusted)");
+    }
+    if (g.exists("tls"))
+        read_bool(g["tls"], "listen entry's tls", options.tls);
+    if (g.exists("proxy_protocol"))
+        read_bool(g["proxy_protocol"], "listen entry's proxy_protocol", options.proxy_protocol);
+    if (g.exists("proxy_trusted")) {
+        load_cidrs(g["proxy_trusted"], "listen entry's proxy_trusted", options.proxy_trusted);
+        if (!options.proxy_protocol)
+            error(g["proxy_trusted"],
+                  "listen entry's proxy_trusted needs proxy_protocol = true on the same entry");
+    }
+    if (!g.exists("address")) {
+        error(g, "listen entry needs an address: { address = \"*:443\"; ... }");
+        return std::nullopt;
+    }
+    if (g["address"].getType() != Setting::TypeString) {
+        error(g["address"], "listen entry's address must be a string, like \"*:443\"");
+        return std::nullopt;
+    }
+    return listen_address(g["address"], seen);
 }
 
 // One listen entry with a unix path made absolute; nullopt if rejected.

@@ -54,6 +54,8 @@ private:
     void load_listen(const Setting& s);
     std::optional<std::string> listen_address(const Setting& item,
                                               std::map<std::string, std::string>& seen);
+    std::optional<std::string> listen_entry(const Setting& g, ListenOptions& options,
+                                            std::map<std::string, std::string>& seen);
     void load_unix_mode(const Setting& s);
     void load_access_log(const Setting& s, const std::string& display, std::string& out);
 

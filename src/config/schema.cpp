@@ -73,6 +73,11 @@ const char* realm(std::string_view v)
     return bad ? " must not hold quotes, backslashes or control characters" : nullptr;
 }
 
+const char* tls_protocol(std::string_view v)
+{
+    return v == "TLSv1.2" || v == "TLSv1.3" ? nullptr : " entries must be \"TLSv1.2\" or \"TLSv1.3\"";
+}
+
 constexpr unsigned kRule = site | location;
 
 constexpr Key kKeys[] = {
@@ -105,6 +110,7 @@ constexpr Key kKeys[] = {
     {.group = "", .name = "workers", .kind = Kind::group, .doc = "the worker pool"},
     {.group = "", .name = "http", .kind = Kind::group, .doc = "HTTP limits and the default site"},
     {.group = "", .name = "log", .kind = Kind::group, .doc = "diagnostic and access logs"},
+    {.group = "", .name = "tls", .kind = Kind::group, .doc = "what TLS listeners share"},
     {.group = "", .name = "sites", .kind = Kind::sites, .field = IN_CONFIG(sites),
      .doc = "virtual hosts; none: http.root is the one site"},
     // --- workers ---
@@ -185,6 +191,24 @@ constexpr Key kKeys[] = {
      .field = IN_CONFIG(log.access_buffer), .doc = "bytes gathered per write, 0 = none"},
     {.group = "log", .name = "access_flush", .kind = Kind::integer, .lo = 1, .hi = 60,
      .field = IN_CONFIG(log.access_flush), .doc = "seconds a gathered line waits"},
+    // --- tls ---
+    {.group = "tls", .name = "protocols", .kind = Kind::strings, .field = IN_CONFIG(tls.protocols),
+     .check = tls_protocol, .doc = "TLS versions offered"},
+    {.group = "tls", .name = "ciphers", .kind = Kind::string, .field = IN_CONFIG(tls.ciphers),
+     .doc = "TLS 1.2 cipher list, OpenSSL syntax"},
+    {.group = "tls", .name = "ciphersuites", .kind = Kind::string,
+     .field = IN_CONFIG(tls.ciphersuites), .doc = "TLS 1.3 cipher suites"},
+    {.group = "tls", .name = "curves", .kind = Kind::string, .field = IN_CONFIG(tls.curves),
+     .doc = "key exchange groups"},
+    {.group = "tls", .name = "session_tickets", .kind = Kind::boolean,
+     .field = IN_CONFIG(tls.session_tickets), .doc = "resumption by session tickets"},
+    {.group = "tls", .name = "ticket_rotation", .kind = Kind::integer, .lo = 1, .hi = 7 * 86400,
+     .field = IN_CONFIG(tls.ticket_rotation), .doc = "seconds between ticket key rotations"},
+    {.group = "tls", .name = "ticket_key_file", .kind = Kind::path,
+     .field = IN_CONFIG(tls.ticket_key_file), .allow_empty = true,
+     .doc = "ticket keys shared by several machines"},
+    {.group = "tls", .name = "handshake_timeout", .kind = Kind::integer, .lo = 1, .hi = 3600,
+     .field = IN_CONFIG(tls.handshake_timeout), .doc = "seconds a handshake may take"},
     // --- a site ---
     {.group = "sites", .name = "names", .kind = Kind::names, .scope = site,
      .field = IN_SITE(names), .doc = "host names, \"*.example.net\" wildcards"},

@@ -152,7 +152,8 @@ Test(config, wrong_type_names_key_and_line)
                   {"t.conf:2: workers.max must be an integer",
                    "t.conf:4: http.autoindex must be true or false",
                    "t.conf:5: user must be a string",
-                   "t.conf:6: listen must be a list of strings: listen = ( \"...\" );",
+                   "t.conf:6: listen must be a list of addresses or entries: listen = ( \"*:80\", "
+                   "{ address = \"*:443\"; tls = true; } );",
                    "t.conf:7: log must be a group: log = { ... };",
                    "t.conf:8: unknown key 'http2' (did you mean 'http'?)"});
 }
@@ -193,6 +194,48 @@ Test(config, duplicate_listen_address_is_an_error)
 {
     assert_errors("listen = ( \"*:8080\",\n  \"0.0.0.0:8080\" );\n",
                   {"t.conf:2: listen address \"0.0.0.0:8080\" is the same as \"*:8080\""});
+}
+
+Test(config, listen_entries_carry_options)
+{
+    Config c = load_string(R"(
+listen = ( "127.0.0.1:8080",
+           { address = "*:8443"; tls = true; },
+           { address = "10.0.0.5:9443"; tls = true; proxy_protocol = true;
+             proxy_trusted = [ "10.0.0.0/8", "::1" ]; },
+           "127.0.0.1:8081" );)", "t.conf", g_dir);
+    cr_assert(c.listen == (std::vector<std::string>{"127.0.0.1:8080", "*:8443", "10.0.0.5:9443",
+                                                     "127.0.0.1:8081"}));
+    cr_assert(!listen_options_of(c, 0).tls && !listen_options_of(c, 0).proxy_protocol);
+    cr_assert(listen_options_of(c, 1).tls && !listen_options_of(c, 1).proxy_protocol);
+    cr_assert(listen_options_of(c, 2).tls && listen_options_of(c, 2).proxy_protocol);
+    cr_assert_eq(listen_options_of(c, 2).proxy_trusted.size(), 2u);
+    assert_text(listen_options_of(c, 2).proxy_trusted[0].text, "10.0.0.0/8");
+    cr_assert(listen_options_of(c, 3) == ListenOptions{});
+    std::string text = dump(c);
+    assert_contains(text, "{ address = \"*:8443\"; tls = true; }");
+    assert_contains(text, "proxy_protocol = true; proxy_trusted = [ \"10.0.0.0/8\", ");
+    cr_assert(load_string(text, "dump", "/") == c);
+    // Entries without options are the plain strings they stand for.
+    cr_assert(load_string("listen = ( { address = \"*:80\"; }, { address = \"[::]:80\"; tls = false; } );",
+                          "t.conf", g_dir) == load_string("listen = ( \"*:80\", \"[::]:80\" );", "t.conf", g_dir));
+}
+
+Test(config, bad_listen_entries_are_named)
+{
+    assert_errors("listen = (\n  { tls = true; },\n  { address = 443; },\n"
+                  "  { address = \"*:443\"; tsl = true; },\n"
+                  "  { address = \"*:8443\"; proxy_trusted = [ \"10.0.0.0/8\" ]; },\n"
+                  "  { address = \"*:9443\"; proxy_protocol = \"yes\"; },\n  7 );\n",
+                  {"t.conf:2: listen entry needs an address: { address = \"*:443\"; ... }",
+                   "t.conf:3: listen entry's address must be a string, like \"*:443\"",
+                   "t.conf:4: listen entry: unknown setting \"tsl\" (an entry has address, tls, "
+                   "proxy_protocol, proxy_trusted)",
+                   "t.conf:5: listen entry's proxy_trusted needs proxy_protocol = true on the same "
+                   "entry",
+                   "t.conf:6: listen entry's proxy_protocol must be true or false",
+                   "t.conf:7: listen must be a list of addresses or entries: listen = ( \"*:80\", "
+                   "{ address = \"*:443\"; tls = true; } );"});
 }
 
 Test(config, log_choices_are_listed)

@@ -33,6 +33,7 @@ const char* const kCandidates[] = {
     "[ \"127.0.0.2:80\" ]",
     "[ \"X-Test: 1\", \"Strict-Transport-Security: max-age=600\" ]",
     "[ \"10.0.0.0/8\", \"::1\", \"all\" ]",
+    "[ \"TLSv1.3\" ]",
     "( 301, \"https://$host$request_uri\" )",
     "( { status = [ 404, 410 ]; page = \"/errors/404.html\"; } )",
     "( { path = \"/s/\"; expires = \"1h\"; }, { path = \"= /x\"; return = ( 410 ); } )",
