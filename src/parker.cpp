@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
@@ -91,6 +92,8 @@ private:
     std::deque<Held> backlog_;
     bool watching_ready_ = false;
     bool orphaned_ = false;   // nobody holds the park queue's other end
+    bool stopping_ = false;   // told to quit, or orphaned: finishing answers
+    bool stop_here();
 };
 
 void add(int ep, int fd, std::uint32_t events)
@@ -109,7 +112,7 @@ void Loop::run()
         throw sys_error("epoll_create1");
     add(epoll_.get(), c_.park, EPOLLIN);
     epoll_event events[64];
-    while (!(c_.quit && *c_.quit) && !orphaned_) {
+    while (!stop_here()) {
         if (c_.slot)
             scoreboard::progress(*c_.slot);
         std::int64_t now = scoreboard::now_ms();
@@ -205,6 +208,29 @@ void Loop::on_readable(int fd)
     move_deadline(fd, h);
 }
 
+// Told to quit (or left alone): idle connections and those waiting for a
+// worker are closed, as before; answers being sent are finished (a
+// download in flight at a graceful stop completes, as in a worker), each
+// within its send timeout, and the parker ends when none is left.
+bool Loop::stop_here()
+{
+    if (!stopping_ && !((c_.quit && *c_.quit) || orphaned_))
+        return false;
+    if (!stopping_) {
+        stopping_ = true;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.park, nullptr);
+        backlog_.clear();
+        std::vector<int> idle;
+        for (const auto& [fd, h] : held_)
+            if (h.parcel.kind != Kind::sending)
+                idle.push_back(fd);
+        for (int fd : idle)
+            drop(fd);
+        publish();
+    }
+    return held_.empty();
+}
+
 void Loop::move_deadline(int fd, Held& h)
 {
     deadlines_.erase({h.deadline, fd});
@@ -258,7 +284,7 @@ void Loop::on_writable(int fd)
 // the client sent meanwhile (`bytes`) make it a begun head, or a ready one.
 void Loop::answer_sent(int fd, Held& h)
 {
-    if (h.parcel.close_after)
+    if (h.parcel.close_after || stopping_)
         return drop(fd);
     h.file.reset();
     h.parcel.kind = h.parcel.bytes.empty() ? Kind::keepalive : Kind::partial_head;
