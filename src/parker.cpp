@@ -63,7 +63,7 @@ struct Held {
 };
 
 // What became of an answer's rest after the socket took what it could.
-enum class Sent { more, done, failed };
+enum class Sent { more, done, failed, shrank };
 
 class Loop {
 public:
@@ -256,7 +256,7 @@ Sent send_some(int fd, Held& h)
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? Sent::more : Sent::failed;
         if (n == 0)
-            return Sent::failed;   // the file shrank: the promised length cannot be kept
+            return Sent::shrank;   // the promised length cannot be kept
         p.file_offset += n;
         p.file_left -= n;
     }
@@ -269,8 +269,10 @@ void Loop::on_writable(int fd)
     std::uint32_t before = h.parcel.answer_size;
     std::int64_t left = h.parcel.file_left;
     Sent s = send_some(fd, h);
-    if (s == Sent::failed)
-        return drop(fd);   // the client left, or reset
+    if (s == Sent::shrank)
+        log::warning("file shrank while being sent to " + h.parcel.remote + "; closing");
+    if (s == Sent::failed || s == Sent::shrank)
+        return drop(fd);   // the client left or reset, or the answer cannot be whole
     if (s == Sent::done)
         return answer_sent(fd, h);
     if (h.parcel.answer_size != before || h.parcel.file_left != left) {
