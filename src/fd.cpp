@@ -25,6 +25,11 @@ Fd::~Fd()
 
 void Fd::reset(int fd) noexcept
 {
+    // An empty Fd emptied again is not written to: a forked worker that
+    // empties the master's table of Fds (a few thousand, most of them empty)
+    // would otherwise copy every page of it, 132 KiB per worker.
+    if (fd_ == fd)
+        return;
     // close() is not retried on EINTR: Linux frees the number either way and
     // a retry could close a descriptor another owner has just been given.
     if (fd_ >= 0)

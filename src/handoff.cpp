@@ -17,7 +17,7 @@
 namespace preforkd::handoff {
 namespace {
 
-constexpr std::uint32_t kMagic = 0x31764b50;   // "PKv1"
+constexpr std::uint32_t kMagic = 0x32764b50;   // "PKv2"
 
 struct Fixed {
     std::uint32_t magic;
@@ -33,11 +33,16 @@ struct Fixed {
     std::int32_t min_rate;
     std::uint32_t max_head;
     std::uint32_t bytes_size;
+    std::int64_t file_offset;
+    std::int64_t file_left;
+    std::int32_t send_timeout_ms;
+    std::uint32_t answer_size;
+    std::uint8_t close_after;
 };
 
 bool valid_kind(std::uint8_t k)
 {
-    return k >= std::uint8_t(Kind::keepalive) && k <= std::uint8_t(Kind::expired);
+    return k >= std::uint8_t(Kind::keepalive) && k <= std::uint8_t(Kind::sending);
 }
 
 }  // namespace
@@ -56,6 +61,8 @@ std::int64_t head_deadline_ms(std::int64_t since_ms, std::int32_t timeout_ms,
 
 std::int64_t Parcel::deadline_ms() const noexcept
 {
+    if (kind == Kind::sending)
+        return since_ms + send_timeout_ms;
     if (kind == Kind::tls_hello || (kind == Kind::keepalive && bytes.empty()))
         return since_ms + idle_timeout_ms;
     return head_deadline_ms(since_ms, head_timeout_ms, head_timeout_max_ms, min_rate,
@@ -78,6 +85,11 @@ std::string encode(const Parcel& p)
     f.min_rate = p.min_rate;
     f.max_head = p.max_head;
     f.bytes_size = std::uint32_t(p.bytes.size());
+    f.answer_size = p.answer_size;
+    f.file_offset = p.file_offset;
+    f.file_left = p.file_left;
+    f.send_timeout_ms = p.send_timeout_ms;
+    f.close_after = p.close_after ? 1 : 0;
     std::string wire(reinterpret_cast<const char*>(&f), sizeof f);
     wire.append(p.remote, 0, f.remote_size);
     wire += p.bytes;
@@ -90,7 +102,8 @@ std::optional<Parcel> decode(std::string_view wire)
     if (wire.size() < sizeof f)
         return std::nullopt;
     std::memcpy(&f, wire.data(), sizeof f);
-    if (f.magic != kMagic || !valid_kind(f.kind) || f.tls > 1 ||
+    if (f.magic != kMagic || !valid_kind(f.kind) || f.tls > 1 || f.close_after > 1 ||
+        f.answer_size > f.bytes_size ||
         wire.size() != sizeof f + f.remote_size + std::size_t(f.bytes_size))
         return std::nullopt;
     Parcel p;
@@ -104,26 +117,33 @@ std::optional<Parcel> decode(std::string_view wire)
     p.head_timeout_max_ms = f.head_timeout_max_ms;
     p.min_rate = f.min_rate;
     p.max_head = f.max_head;
+    p.answer_size = f.answer_size;
+    p.file_offset = f.file_offset;
+    p.file_left = f.file_left;
+    p.send_timeout_ms = f.send_timeout_ms;
+    p.close_after = f.close_after == 1;
     p.remote = wire.substr(sizeof f, f.remote_size);
     p.bytes = wire.substr(sizeof f + f.remote_size);
     return p;
 }
 
-bool send_parcel(int sock, int fd, const Parcel& p)
+bool send_parcel(int sock, int fd, const Parcel& p, int file)
 {
     std::string wire = encode(p);
     iovec iov{wire.data(), wire.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    int fds[2] = {fd, file};
+    std::size_t count = file >= 0 ? 2 : 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(count * sizeof(int));
     cmsghdr* c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    c->cmsg_len = CMSG_LEN(count * sizeof(int));
+    std::memcpy(CMSG_DATA(c), fds, count * sizeof(int));
     for (;;) {
         ssize_t n = ::sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n == ssize_t(wire.size()))
@@ -138,8 +158,13 @@ bool send_parcel(int sock, int fd, const Parcel& p)
 
 std::optional<Received> receive_parcel(int sock)
 {
-    std::vector<char> buf(kMaxParcel);
-    iovec iov{buf.data(), buf.size()};
+    // One buffer per process, never initialised: recvmsg() writes only the
+    // parcel's own bytes, so a worker touches a page or two of it, where a
+    // zero-filled buffer per call cost a 66 KiB memset per resumed
+    // connection and made all of it private memory in every worker.  Workers
+    // and the parker are single-threaded.
+    static char buf[kMaxParcel];
+    iovec iov{buf, sizeof buf};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -168,12 +193,16 @@ std::optional<Received> receive_parcel(int sock)
             fds.emplace_back(fd);
         }
     }
-    auto parcel = decode(std::string_view(buf.data(), std::size_t(n)));
-    if (!parcel || fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+    auto parcel = decode(std::string_view(buf, std::size_t(n)));
+    std::size_t want = parcel && parcel->kind == Kind::sending ? 2 : 1;
+    if (!parcel || fds.size() != want || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
         errno = EPROTO;
         return std::nullopt;
     }
-    return Received{std::move(fds[0]), std::move(*parcel)};
+    Received r{std::move(fds[0]), std::move(*parcel), {}};
+    if (want == 2)
+        r.file = std::move(fds[1]);
+    return r;
 }
 
 }  // namespace preforkd::handoff

@@ -9,6 +9,14 @@
 // connections wait in order in `backlog_` and the loop watches the queue for
 // room, so a burst never drops a connection that did nothing wrong.
 //
+// A connection whose client stopped reading its answer comes with the rest
+// of that answer (Kind::sending): bytes, then a range of a file whose
+// descriptor came along.  The loop sends them as the socket takes them
+// (sendfile for the file), each bit of progress moving the deadline
+// send_timeout on, and then holds the connection as an idle keep-alive one,
+// or closes it if the answer said so.  It still parses nothing: what it
+// sends was decided, and logged, by the worker.
+//
 // Rejected: a thread per connection (the point is not to hold a stack per
 // idle client), and timers per connection (timerfd costs a descriptor each;
 // one ordered set and the epoll timeout do the same).
@@ -21,11 +29,13 @@
 #include <set>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <unordered_map>
 #include <tuple>
 #include <utility>
+#include <vector>
 
 #include "preforkd/handoff.hpp"
 #include "preforkd/log.hpp"
@@ -49,7 +59,11 @@ struct Held {
     Fd fd;
     Parcel parcel;
     std::int64_t deadline = 0;
+    Fd file;   // Kind::sending: where the rest of the answer comes from
 };
+
+// What became of an answer's rest after the socket took what it could.
+enum class Sent { more, done, failed, shrank };
 
 class Loop {
 public:
@@ -59,6 +73,9 @@ public:
 private:
     void take_parcels();
     void on_readable(int fd);
+    void on_writable(int fd);
+    void answer_sent(int fd, Held& h);
+    void move_deadline(int fd, Held& h);
     void expire(std::int64_t now);
     void hand_back(int fd, Kind why);
     void flush_backlog();
@@ -74,6 +91,9 @@ private:
     std::set<std::pair<std::int64_t, int>> deadlines_;
     std::deque<Held> backlog_;
     bool watching_ready_ = false;
+    bool orphaned_ = false;   // nobody holds the park queue's other end
+    bool stopping_ = false;   // told to quit, or orphaned: finishing answers
+    bool stop_here();
 };
 
 void add(int ep, int fd, std::uint32_t events)
@@ -92,7 +112,7 @@ void Loop::run()
         throw sys_error("epoll_create1");
     add(epoll_.get(), c_.park, EPOLLIN);
     epoll_event events[64];
-    while (!(c_.quit && *c_.quit)) {
+    while (!stop_here()) {
         if (c_.slot)
             scoreboard::progress(*c_.slot);
         std::int64_t now = scoreboard::now_ms();
@@ -106,6 +126,8 @@ void Loop::run()
                 take_parcels();
             else if (fd == c_.ready)
                 flush_backlog();
+            else if (auto it = held_.find(fd); it != held_.end() && it->second.parcel.kind == Kind::sending)
+                on_writable(fd);
             else
                 on_readable(fd);
         }
@@ -126,9 +148,10 @@ void Loop::take_parcels()
 {
     while (auto r = handoff::receive_parcel(c_.park)) {
         int fd = r->fd.get();
-        Held h{std::move(r->fd), std::move(r->parcel)};
+        Held h{std::move(r->fd), std::move(r->parcel), 0, std::move(r->file)};
         h.deadline = h.parcel.deadline_ms();
-        if (progress(h.parcel) == Progress::complete) {
+        bool sending = h.parcel.kind == Kind::sending;
+        if (!sending && progress(h.parcel) == Progress::complete) {
             // Nothing to wait for: the worker sent it whole (it should not).
             h.parcel.kind = Kind::ready;
             backlog_.push_back(std::move(h));
@@ -136,13 +159,18 @@ void Loop::take_parcels()
             continue;
         }
         try {
-            add(epoll_.get(), fd, EPOLLIN | EPOLLRDHUP);
+            add(epoll_.get(), fd, sending ? EPOLLOUT : EPOLLIN | EPOLLRDHUP);
         } catch (const std::system_error&) {
             continue;   // the descriptor closes with `h`; the client retries
         }
         deadlines_.emplace(h.deadline, fd);
         held_.emplace(fd, std::move(h));
     }
+    // The master and every worker are gone (the master holds its end for
+    // the workers it will start): the queue stays readable at EOF, and
+    // waiting on it would spin.
+    if (errno == EPIPE)
+        orphaned_ = true;
 }
 
 Progress Loop::progress(const Parcel& p) const
@@ -177,9 +205,107 @@ void Loop::on_readable(int fd)
     p.bytes.append(buf, std::size_t(n));
     if (progress(p) == Progress::complete)
         return hand_back(fd, Kind::ready);
+    move_deadline(fd, h);
+}
+
+// Told to quit (or left alone): idle connections and those waiting for a
+// worker are closed, as before; answers being sent are finished (a
+// download in flight at a graceful stop completes, as in a worker), each
+// within its send timeout, and the parker ends when none is left.
+bool Loop::stop_here()
+{
+    if (!stopping_ && !((c_.quit && *c_.quit) || orphaned_))
+        return false;
+    if (!stopping_) {
+        stopping_ = true;
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.park, nullptr);
+        backlog_.clear();
+        std::vector<int> idle;
+        for (const auto& [fd, h] : held_)
+            if (h.parcel.kind != Kind::sending)
+                idle.push_back(fd);
+        for (int fd : idle)
+            drop(fd);
+        publish();
+    }
+    return held_.empty();
+}
+
+void Loop::move_deadline(int fd, Held& h)
+{
     deadlines_.erase({h.deadline, fd});
-    h.deadline = p.deadline_ms();
+    h.deadline = h.parcel.deadline_ms();
     deadlines_.emplace(h.deadline, fd);
+}
+
+// Sends what the socket takes: the answer's bytes, then its file range.
+Sent send_some(int fd, Held& h)
+{
+    Parcel& p = h.parcel;
+    while (p.answer_size > 0) {
+        ssize_t n = ::send(fd, p.bytes.data(), p.answer_size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? Sent::more : Sent::failed;
+        p.bytes.erase(0, std::size_t(n));
+        p.answer_size -= std::uint32_t(n);
+    }
+    while (p.file_left > 0) {
+        off_t offset = off_t(p.file_offset);
+        std::size_t chunk = std::size_t(std::min<std::int64_t>(p.file_left, 1 << 20));
+        ssize_t n = ::sendfile(fd, h.file.get(), &offset, chunk);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? Sent::more : Sent::failed;
+        if (n == 0)
+            return Sent::shrank;   // the promised length cannot be kept
+        p.file_offset += n;
+        p.file_left -= n;
+    }
+    return Sent::done;
+}
+
+void Loop::on_writable(int fd)
+{
+    Held& h = held_.at(fd);
+    std::uint32_t before = h.parcel.answer_size;
+    std::int64_t left = h.parcel.file_left;
+    Sent s = send_some(fd, h);
+    if (s == Sent::shrank)
+        log::warning("file shrank while being sent to " + h.parcel.remote + "; closing");
+    if (s == Sent::failed || s == Sent::shrank)
+        return drop(fd);   // the client left or reset, or the answer cannot be whole
+    if (s == Sent::done)
+        return answer_sent(fd, h);
+    if (h.parcel.answer_size != before || h.parcel.file_left != left) {
+        h.parcel.since_ms = scoreboard::now_ms();
+        move_deadline(fd, h);
+    }
+}
+
+// The whole answer is out: the connection closes if it said so, or waits
+// here for its next request as any idle keep-alive connection.  Requests
+// the client sent meanwhile (`bytes`) make it a begun head, or a ready one.
+void Loop::answer_sent(int fd, Held& h)
+{
+    if (h.parcel.close_after || stopping_)
+        return drop(fd);
+    h.file.reset();
+    h.parcel.kind = h.parcel.bytes.empty() ? Kind::keepalive : Kind::partial_head;
+    h.parcel.since_ms = scoreboard::now_ms();
+    if (!h.parcel.bytes.empty() && progress(h.parcel) == Progress::complete) {
+        // hand_back() expects the connection in the wait set, as any held one.
+        ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+        deadlines_.erase({h.deadline, fd});
+        h.parcel.kind = Kind::ready;
+        backlog_.push_back(std::move(h));
+        held_.erase(fd);
+        return flush_backlog();
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
+        return drop(fd);
+    move_deadline(fd, h);
 }
 
 void Loop::expire(std::int64_t now)
@@ -188,7 +314,8 @@ void Loop::expire(std::int64_t now)
         int fd = deadlines_.begin()->second;
         // A head begun, or a new connection that never sent one, goes back
         // to a worker for its 408, which the worker sends and logs as it
-        // would have; an idle keep-alive connection is closed in silence.
+        // would have; an idle keep-alive connection, or an answer its client
+        // stopped taking for send_timeout, is closed in silence.
         if (held_.at(fd).parcel.kind == Kind::partial_head)
             hand_back(fd, Kind::expired);
         else

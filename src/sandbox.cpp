@@ -117,10 +117,11 @@ constexpr const char* kAllowed[] = {
 // client left: epoll_pwait 14, epoll_ctl 10, recvmsg 9, close 6, sendmsg 2,
 // recvfrom 2, brk 1; the trace began after the loop's start, which adds
 // epoll_create1, found when the first sandboxed parker died of it), plus
-// what its logging, malloc, clocks and its end need as the worker's do.  It opens no file, accepts nothing and sends
-// nothing to clients: no sendfile, no accept, no open.
+// what its logging, malloc, clocks and its end need as the worker's do.  It opens no file and accepts nothing: no
+// accept, no open.  It sends clients only the rest of an answer a worker handed over (sendto, and sendfile from the
+// file whose descriptor came with it).
 constexpr const char* kParkerAllowed[] = {
-    "epoll_create1", "epoll_pwait", "epoll_ctl", "recvmsg", "sendmsg", "recvfrom", "close",
+    "epoll_create1", "epoll_pwait", "epoll_ctl", "recvmsg", "sendmsg", "recvfrom", "close", "sendfile",
     "write", "sendto", "getpid",                   // log lines, syslog(3)
     "brk", "munmap", "mremap", "madvise",          // malloc (mmap added checked)
     "clock_gettime", "gettimeofday", "rt_sigprocmask", "rt_sigreturn", "restart_syscall",

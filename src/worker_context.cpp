@@ -72,7 +72,7 @@ worker::Context worker_context(Serving& serving, ListenerSet& listeners, parker:
     c.identity = serving.identity;
     c.sandbox = config.sandbox;
     c.settings = settings_of(config);
-    c.sites = *serving.sites.table;
+    c.sites = &*serving.sites.table;
     for (site_setup::LogFile& l : serving.sites.logs)
         c.site_logs.push_back({std::move(l.fd), l.path, l.format});
     return c;

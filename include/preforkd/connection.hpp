@@ -32,9 +32,11 @@ struct Settings {
     bool adaptive_keepalive = true;
     int send_timeout_ms = 60000;
     // Hand connections that are not sending to the parker (parker.hpp): a
-    // head not complete after the first read, always; an idle keep-alive
-    // connection when idle workers are short of min_spare, or when the
-    // worker is told to quit.  Env::park must be set for it to happen.
+    // head not complete after the first read, and the rest of an answer the
+    // client stopped taking, always; an idle keep-alive connection once it
+    // has been idle for a short grace while idle workers are short of
+    // min_spare, or at once when the worker is told to quit.  Env::park
+    // must be set for it to happen.
     bool parking = false;
 };
 
@@ -59,9 +61,10 @@ struct Env {
     int listener = 0;
     http::ClientAddress client;
     // Hands the connection to the parker with the parcel (kind, clock and
-    // bytes filled in here); true if it went, and the connection is then
-    // the parker's.  Unset: connections are never parked.
-    std::function<bool(int fd, handoff::Parcel& parcel)> park;
+    // bytes filled in here) and, for the rest of an answer, the file it
+    // comes from (else -1); true if it went, and the connection is then the
+    // parker's.  Unset: connections are never parked.
+    std::function<bool(int fd, handoff::Parcel& parcel, int file)> park;
     // Renders the body of a status location (http/status.hpp); unset,
     // such a location answers 503.
     http::StatusSource status;

@@ -5,8 +5,13 @@
 // first read, a TLS connection before its ClientHello is whole) hands the
 // descriptor to the parker, with the bytes it already read and the clock the
 // connection runs on.  The parker hands it back through the ready queue once
-// a complete head (or ClientHello) has arrived.  Both directions carry one
-// Parcel per SOCK_SEQPACKET message, the descriptor beside it as SCM_RIGHTS.
+// a complete head (or ClientHello) has arrived.  A worker that would wait on
+// a client that is not reading its answer hands over the rest of the
+// answer instead (Kind::sending): its bytes, and the file with the range
+// still to send, whose descriptor travels beside the connection's; the
+// parker sends it as the client takes it, then holds the connection as an
+// idle keep-alive one.  Both directions carry one Parcel per SOCK_SEQPACKET
+// message, the descriptors beside it as SCM_RIGHTS.
 //
 // The deadlines travel in the parcel as absolute CLOCK_MONOTONIC times and
 // rules (base timeout, cap, minimum rate), so the parker needs no
@@ -33,6 +38,7 @@ enum class Kind : std::uint8_t {
     tls_hello = 3,      // worker -> parker: a TLS connection before its handshake
     ready = 4,          // parker -> worker: `bytes` hold a complete head or hello
     expired = 5,        // parker -> worker: the head missed its deadline (408)
+    sending = 6,        // worker -> parker: the rest of an answer, `bytes` then the file range
 };
 
 struct Parcel {
@@ -46,10 +52,21 @@ struct Parcel {
     std::int32_t head_timeout_max_ms = 0;  // ... the most its minimum rate extends it to
     std::int32_t min_rate = 0;      // bytes/s that earn one more second (0: none)
     std::uint32_t max_head = 0;     // hand back once this many bytes are held
+    // sending: `bytes` begin with answer_size bytes of the answer (the rest
+    // of them were read from the client and not yet answered: pipelined
+    // requests); then the file range still to send, how long the client may
+    // take no byte of it, and whether the connection closes when it is
+    // sent (else it waits for its next request).
+    std::uint32_t answer_size = 0;
+    std::int64_t file_offset = 0;
+    std::int64_t file_left = 0;
+    std::int32_t send_timeout_ms = 0;
+    bool close_after = false;
     std::string remote;             // the client's address, as logs show it
     std::string bytes;              // read and not yet consumed
 
-    // When the parker gives up.  An idle keep-alive connection, or a TLS one
+    // When the parker gives up.  An answer being sent: since (its last
+    // progress) + send timeout.  An idle keep-alive connection, or a TLS one
     // before its hello is whole: since + idle timeout.  A head (even one
     // whose first byte is still to come on a new connection): the
     // connection loop's rule, since + head timeout, one more second per
@@ -76,20 +93,23 @@ std::string encode(const Parcel& p);
 // nullopt unless `wire` is exactly one well-formed parcel.
 std::optional<Parcel> decode(std::string_view wire);
 
-// Sends `p` with `fd` beside it on a SOCK_SEQPACKET socket, without blocking.
-// False (errno set; EAGAIN when the queue is full) if nothing was sent; the
-// caller still owns `fd` either way.
-bool send_parcel(int sock, int fd, const Parcel& p);
+// Sends `p` with `fd` beside it on a SOCK_SEQPACKET socket, without blocking,
+// and `file` after it for Kind::sending.  False (errno set; EAGAIN when the
+// queue is full) if nothing was sent; the caller still owns the descriptors
+// either way.
+bool send_parcel(int sock, int fd, const Parcel& p, int file = -1);
 
 struct Received {
     Fd fd;
     Parcel parcel;
+    Fd file;   // Kind::sending: the file the rest of the answer comes from
 };
 
 // Receives one parcel without blocking.  nullopt with errno EAGAIN when the
 // queue is empty (another worker won the race), EPIPE when no process holds
 // the sending end any more, or EPROTO for a message that is not a parcel
-// with exactly one descriptor (any descriptor that came with it is closed).
+// with its descriptors (two for Kind::sending, else one; any descriptor that
+// came with it is closed).
 std::optional<Received> receive_parcel(int sock);
 
 }  // namespace preforkd::handoff

@@ -49,9 +49,11 @@ struct Context {
     privileges::Identity identity;
     bool sandbox = true;                 // confine after the drop (sandbox.hpp)
     connection::Settings settings;
-    // The sites this worker answers; one default site serving http.root
-    // unless the configuration has sites.
-    http::SiteTable sites{http::Site{}};
+    // The sites this worker answers (one default site serving http.root
+    // unless the configuration has sites): the master's own table, read in
+    // place.  A copy would be built anew in every worker's heap, pages no
+    // other process shares; the master's stays shared while nobody writes.
+    const http::SiteTable* sites = nullptr;
 };
 
 // Runs the worker until it is told to stop or reaches max_requests; never

@@ -137,6 +137,38 @@ Test(parking, an_idle_keepalive_connection_expires_in_silence) {
     NO_SANITIZER_REPORTS();
 }
 
+// A client that stops reading its answer: the rest goes to the parker, which
+// sends it as the client reads, and then holds the connection for its next
+// request.  More than the socket buffers hold, so the worker cannot just
+// write it all and forget it.
+Test(parking, an_answer_the_client_does_not_read_is_finished_by_the_parker) {
+    Daemon d = one_worker();
+    const size_t size = 32u << 20;
+    write_file(d.path("www/big.bin"), std::string(size, 'b'));
+    int slow = connect_and_send(d, request("GET", "/big.bin", true));
+    other_client_is_served(d, "a client was not reading its answer");
+    std::string got;
+    while (got.size() < size) {
+        auto chunk = recv_some(slow, 20s);
+        D_ASSERT(d, chunk.has_value() && !chunk->empty(), "the answer stopped after %zu bytes", got.size());
+        got += *chunk;
+        size_t end = got.find("\r\n\r\n");
+        if (end != std::string::npos && got.size() - end - 4 >= size) break;
+    }
+    size_t end = got.find("\r\n\r\n");
+    D_ASSERT(d, got.rfind("HTTP/1.1 200 ", 0) == 0 && end != std::string::npos && got.size() - end - 4 == size &&
+                    got.find_first_not_of('b', end + 4) == std::string::npos,
+             "the answer finished by the parker is not the file: %zu bytes, '%s'", got.size(),
+             got.substr(0, got.find("\r\n")).c_str());
+    std::string buffer;
+    D_ASSERT(d, send_all(slow, request("GET", "/x.txt", true)), "send after the answer failed");
+    Response next = read_response(slow, buffer);
+    close(slow);
+    D_ASSERT(d, next.ok && next.status == 200 && next.header("connection") != "close",
+             "the next request on the connection: %s '%s'", next.error.c_str(), next.status_line.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
 Test(parking, the_parker_killed_is_respawned_and_no_worker_is_lost) {
     Daemon d = one_worker();
     pid_t p = wait_parker(d);

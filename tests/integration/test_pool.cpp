@@ -145,6 +145,9 @@ Test(pool, killed_worker_is_replaced, .timeout = 30) {
 Test(pool, watchdog_kills_a_hung_worker_and_names_its_request, .timeout = 40) {
     Options o;
     o.watchdog_timeout = 1;
+    // A worker must be busy with the download when it hangs; with parking
+    // the parker would finish the download instead.
+    o.http_extra = "parking = false;";
     Daemon d = Daemon::prepare(o);
     write_file(d.path("www/big.bin"), std::string(16u << 20, 'w'));
     D_ASSERT(d, d.start(), "daemon did not become ready");

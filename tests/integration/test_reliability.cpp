@@ -163,6 +163,9 @@ Test(reliability, killed_worker_replaced_within_a_second_only_its_connection_los
     // floor that dies is, by the pool's rules, not replaced while enough
     // idle workers remain).
     Options o{.start = 4, .min_spare = 1, .max_spare = 4, .max = 4};
+    // The victim must be a worker busy with a download; with parking the
+    // parker would finish it.
+    o.http_extra = "parking = false;";
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/big.bin"), 32u << 20, true);
     D_ASSERT(d, d.start(), "daemon did not become ready");
@@ -558,6 +561,9 @@ Test(reliability, aborted_downloads_no_worker_death_no_fd_leak, .timeout = 40) {
 // graceful_timeout, exit 0.  TERM with a download in flight exits within 2 s.
 Test(reliability, graceful_stop_with_downloads_in_flight, .timeout = 50) {
     Options o{.start = 3, .min_spare = 1, .max_spare = 4, .max = 4, .graceful_timeout = 3};
+    // The downloads must keep workers busy (with parking the parker would
+    // finish them): this is about the workers of a stopping pool.
+    o.http_extra = "parking = false;";
     Daemon d = Daemon::prepare(o);
     make_big_file(d.path("www/small.bin"), 1u << 20);
     make_big_file(d.path("www/huge.bin"), 64u << 20, true);

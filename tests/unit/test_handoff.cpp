@@ -46,6 +46,53 @@ Test(handoff, every_field_round_trips)
     cr_assert(*decode(encode(p)) == p);
 }
 
+// The rest of an answer: its bytes first (answer_size of them), pipelined
+// input after them, a file range, the send timeout and whether to close.
+Test(handoff, an_answers_rest_round_trips_and_runs_on_the_send_timeout)
+{
+    Parcel p = sample();
+    p.kind = Kind::sending;
+    p.bytes = "HTTP/1.1 200 OK\r\n\r\nGET /next HTTP/1.1\r\n";
+    p.answer_size = 19;
+    p.file_offset = 1LL << 33;
+    p.file_left = 4194304;
+    p.send_timeout_ms = 60000;
+    p.close_after = true;
+    auto back = decode(encode(p));
+    cr_assert(back.has_value());
+    cr_assert(*back == p, "a decoded answer's rest differs from the one encoded");
+    cr_assert_eq(p.deadline_ms(), p.since_ms + 60000);
+    p.answer_size = std::uint32_t(p.bytes.size() + 1);
+    cr_assert(!decode(encode(p)), "answer bytes beyond the parcel's bytes were accepted");
+}
+
+Test(handoff, an_answers_rest_travels_with_its_file)
+{
+    int pair[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+    int conn[2], file[2];
+    cr_assert_eq(pipe(conn), 0);
+    cr_assert_eq(pipe(file), 0);
+    Parcel p = sample();
+    p.kind = Kind::sending;
+    p.answer_size = 3;
+    cr_assert(send_parcel(pair[0], conn[1], p, file[1]), "send_parcel: %s", strerror(errno));
+    auto got = receive_parcel(pair[1]);
+    cr_assert(got.has_value(), "receive_parcel: %s", strerror(errno));
+    cr_assert(got->parcel == p);
+    cr_assert_eq(write(got->file.get(), "f", 1), 1, "the file's descriptor does not work");
+    char c = 0;
+    cr_assert_eq(read(file[0], &c, 1), 1);
+    cr_assert_eq(c, 'f');
+    // Without its file, an answer's rest is refused.
+    cr_assert(send_parcel(pair[0], conn[1], p));
+    errno = 0;
+    cr_assert(!receive_parcel(pair[1]), "an answer's rest without its file was accepted");
+    cr_assert_eq(errno, EPROTO);
+    for (int fd : {conn[0], conn[1], file[0], file[1], pair[0], pair[1]})
+        close(fd);
+}
+
 Test(handoff, malformed_messages_are_refused)
 {
     std::string wire = encode(sample());
@@ -56,7 +103,7 @@ Test(handoff, malformed_messages_are_refused)
     bad_magic[0] ^= 1;
     cr_assert(!decode(bad_magic), "a wrong magic was accepted");
     std::string bad_kind = wire;
-    bad_kind[4] = 9;
+    bad_kind[4] = 7;
     cr_assert(!decode(bad_kind), "an unknown kind was accepted");
     bad_kind[4] = 0;
     cr_assert(!decode(bad_kind), "kind 0 was accepted");

@@ -233,3 +233,53 @@ Test(parker, a_parked_keepalive_connection_resumes_with_its_next_request, .timeo
     close(conn[0]);
     stop(r);
 }
+
+// A client that stopped reading its answer: the parker sends the rest (the
+// answer's bytes, then a range of the file that came along) as the client
+// reads, then hands back the request the client had pipelined after it.
+Test(parker, the_rest_of_an_answer_is_sent_and_a_pipelined_request_comes_back, .timeout = 30)
+{
+    Running r = start_parker();
+    int conn[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conn), 0);
+    FILE* file = tmpfile();
+    cr_assert(file);
+    // More than a socket buffer holds, so the parker has to wait for the
+    // client to read.
+    std::string content(3000000, 'x');
+    for (size_t i = 0; i < content.size(); ++i)
+        content[i] = char('a' + i % 26);
+    cr_assert_eq(fwrite(content.data(), 1, content.size(), file), content.size());
+    fflush(file);
+    const std::string next = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n";
+    handoff::Parcel p = head_parcel("", 20000);
+    p.kind = handoff::Kind::sending;
+    p.requests = 1;
+    p.send_timeout_ms = 60000;
+    p.bytes = "HTTP/1.1 200 OK\r\n\r\n" + next;
+    p.answer_size = 19;
+    p.file_offset = 5;
+    p.file_left = 2900000;
+    cr_assert(handoff::send_parcel(r.park, conn[1], p, fileno(file)), "send_parcel: %s", strerror(errno));
+    close(conn[1]);
+    fclose(file);
+    cr_assert(!wait_ready(r.ready, 200), "the connection came back before its answer was out");
+    std::string want = "HTTP/1.1 200 OK\r\n\r\n" + content.substr(5, 2900000);
+    std::string got;
+    while (got.size() < want.size()) {
+        pollfd pf{conn[0], POLLIN, 0};
+        cr_assert_eq(poll(&pf, 1, 10000), 1, "the answer stopped after %zu bytes", got.size());
+        char buf[16384];
+        ssize_t n = read(conn[0], buf, sizeof buf);
+        cr_assert(n > 0, "the connection ended after %zu bytes", got.size());
+        got.append(buf, size_t(n));
+    }
+    cr_assert(got == want, "the answer's rest differs (%zu bytes)", got.size());
+    auto back = wait_ready(r.ready, 10000);
+    cr_assert(back.has_value(), "the pipelined request never came back");
+    cr_assert_eq(back->parcel.kind, handoff::Kind::ready);
+    cr_assert_str_eq(back->parcel.bytes.c_str(), next.c_str());
+    cr_assert_eq(back->parcel.requests, 1u);
+    close(conn[0]);
+    stop(r);
+}
