@@ -24,8 +24,8 @@ DESTDIR    ?=
 
 VERSION    := 0.1.0
 CXX        ?= g++
-PKGS       := libconfig++ libseccomp
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libcriterion-dev libcrypt-dev curl media-types \
+PKGS       := libconfig++ libseccomp openssl
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libssl-dev libcriterion-dev libcrypt-dev curl media-types \
               clang mandoc
 
 BUILD      ?= build
