@@ -169,6 +169,7 @@ int Master::run()
         if (phase_ != Phase::running && live_workers() == 0 && parker_pid_ == 0)
             break;
         maintain_pool();
+        tls::tickets::tick(scoreboard::now_ms());
         keep_parker();
         report_progress();
         wait_for_event();
@@ -193,6 +194,8 @@ void Master::start()
     signals::install_master(wait_mask_);
     raise_descriptor_limit(config_);
     identity_ = privileges::resolve(config_);
+    // Before any TLS context is built (they use the keys) and any fork.
+    tls::tickets::start(config_.tls);
     mime_ = std::make_shared<const http::MimeMap>(http::load_mime_types(config_.http.mime_types));
     sites_ = site_setup::build(config_, *mime_);
     access_log_ = access_log::open(config_);
@@ -433,8 +436,10 @@ void Master::become_worker(int slot, Fd channel)
     worker::Context c;
     c.park = config_.http.parking ? queues_.park_worker.get() : -1;
     c.ready = queues_.ready_worker.get();
-    for (const listener::Listener& l : listeners_)
+    for (const listener::Listener& l : listeners_) {
+        c.listen_options.push_back(config::listen_options_of(config_, c.listeners.size()));
         c.listeners.push_back(l.fd.get());
+    }
     c.board = board_;
     c.slot = slot;
     c.generation = generation_;
@@ -962,6 +967,7 @@ Reload Master::prepare_reload()
     for (const std::string& kept : config::keep_until_restart(config_, r.config))
         log::warning(kept);
     r.identity = privileges::resolve(r.config);
+    r.ticket_keys = tls::tickets::prepare(r.config.tls);
     r.mime = std::make_shared<const http::MimeMap>(http::load_mime_types(r.config.http.mime_types));
     r.sites = site_setup::build(r.config, *r.mime);
     r.access_log = access_log::open(r.config);
@@ -1004,6 +1010,7 @@ void Master::commit_reload(Reload next)
     mime_ = std::move(next.mime);
     sites_ = std::move(next.sites);
     access_log_ = std::move(next.access_log);
+    tls::tickets::commit(config_.tls, std::move(next.ticket_keys));
     log::configure(config_.log.facility_code, config_.log.level_priority);
     raise_descriptor_limit(config_);
     config_loaded_at_ = ::time(nullptr);

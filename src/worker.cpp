@@ -33,6 +33,7 @@
 #include "preforkd/proctitle.hpp"
 #include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
+#include "preforkd/tls/proxy_socket.hpp"
 
 namespace preforkd::worker {
 namespace {
@@ -156,6 +157,24 @@ std::string remote_name(const sockaddr_storage& ss)
     return buf;
 }
 
+// The address remote_name() wrote, back (without the port, which nothing
+// after accept uses).  False for "unix" and anything else not numeric.
+bool address_of(const std::string& text, sockaddr_storage& out)
+{
+    out = {};
+    auto& in4 = reinterpret_cast<sockaddr_in&>(out);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(out);
+    if (inet_pton(AF_INET, text.c_str(), &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
 // A full disk takes part of a line: the file then ends in a fragment that
 // the next line would be glued to.  If nothing was appended after it, cut
 // it off again, so the log holds whole lines or none.
@@ -194,6 +213,7 @@ public:
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
     void serve(int fd, int listener, const sockaddr_storage& peer);
+    bool through_proxy(int fd, int listener, sockaddr_storage& client);
     bool resume_parked();
     void resume(const handoff::Received& got);
     void sweep();
@@ -416,8 +436,12 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 
 void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
-    connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
-    connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
+    int index = listener_index(c_.listeners, listener);
+    sockaddr_storage client = peer;
+    if (!through_proxy(fd, index, client))
+        return;
+    connection::Env env = make_env(index, client);
+    connection::serve(fd, remote_name(client), c_.settings, c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -442,13 +466,42 @@ bool Worker::resume_parked()
     return true;
 }
 
-// The listener travelled with the parcel; the client's address is the
-// connection's own.
+// On a listener behind a proxy, the PROXY header names the client; without
+// a good one from a trusted peer the connection is closed.  `listener` is
+// the listener's index in the configuration.
+bool Worker::through_proxy(int fd, int listener, sockaddr_storage& client)
+{
+    if (listener < 0 || std::size_t(listener) >= c_.listen_options.size() ||
+        !c_.listen_options[std::size_t(listener)].proxy_protocol)
+        return true;
+    const config::ListenOptions& o = c_.listen_options[std::size_t(listener)];
+    std::string why;
+    if (!proxy::trusted(o.proxy_trusted, client)) {
+        why = "PROXY header from a peer outside proxy_trusted";
+    } else {
+        scoreboard::set_state(slot_, scoreboard::State::reading);
+        proxy::Outcome got = proxy::receive(fd, client, c_.settings.header_timeout_ms,
+                                            &g_wait_mask, &g_quit);
+        if (got.ok) {
+            client = got.client;
+            return true;
+        }
+        why = got.error;
+    }
+    log::info(why + " (" + remote_name(client) + "); closing");
+    scoreboard::set_state(slot_, scoreboard::State::idle);
+    return false;
+}
+
+// The listener and the client's address travelled with the parcel: the
+// address may be one a PROXY header gave, not the connection's peer.
 void Worker::resume(const handoff::Received& got)
 {
     sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    if (!address_of(got.parcel.remote, peer)) {
+        socklen_t len = sizeof peer;
+        ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    }
     connection::Env env = make_env(int(got.parcel.listener), peer);
     connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);

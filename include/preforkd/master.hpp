@@ -30,6 +30,7 @@
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
 #include "preforkd/site_setup.hpp"
+#include "preforkd/tls/tickets.hpp"
 
 namespace preforkd::master {
 
@@ -51,6 +52,7 @@ struct Reload {
     site_setup::Sites sites;
     Fd access_log;
     std::vector<listener::Listener> fresh;   // listeners opened for this reload
+    std::vector<tls::tickets::Key> ticket_keys;   // from tls.ticket_key_file; none: keep the running keys
 };
 
 // The outcome of the last reload, for logs now and for callers later.

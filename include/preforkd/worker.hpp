@@ -24,6 +24,7 @@ struct SiteLog {
 // Everything a freshly forked worker needs; built by the master.
 struct Context {
     std::vector<int> listeners;          // inherited listening descriptors
+    std::vector<config::ListenOptions> listen_options;   // index-aligned with listeners
     scoreboard::Board* board = nullptr;
     int slot = 0;
     std::uint32_t generation = 0;

@@ -209,17 +209,17 @@ std::vector<Key> parse_key_file(std::string_view bytes, std::string& why)
     return keys;
 }
 
-std::vector<Key> read_key_file(const std::string& path)
+std::vector<Key> read_key_file(const std::string& path, bool warn)
 {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (!fd)
-        throw sys_error("open", path);
+        throw std::runtime_error(quoted(path) + ": " + std::strerror(errno));
     struct stat st{};
     if (::fstat(fd.get(), &st) != 0)
-        throw sys_error("fstat", path);
+        throw std::runtime_error(quoted(path) + ": " + std::strerror(errno));
     if (!S_ISREG(st.st_mode))
         throw std::runtime_error(quoted(path) + ": not a regular file");
-    if (st.st_mode & (S_IRGRP | S_IROTH))
+    if (warn && (st.st_mode & (S_IRGRP | S_IROTH)))
         log::warning(quoted(path) + " is readable by its group or others; it should be mode 0600");
     // One byte more than the largest valid file: a longer file is an error
     // without reading it whole.
@@ -230,7 +230,7 @@ std::vector<Key> read_key_file(const std::string& path)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            throw sys_error("read", path);
+            throw std::runtime_error(quoted(path) + ": " + std::strerror(errno));
         if (n == 0)
             break;
         got += std::size_t(n);

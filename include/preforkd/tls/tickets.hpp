@@ -58,8 +58,8 @@ std::vector<Key> parse_key_file(std::string_view bytes, std::string& why);
 
 // Reads and parses ticket_key_file: throws with the path and the reason
 // (a missing file, a size that is no whole number of keys); warns when the
-// file is readable by its group or others.
-std::vector<Key> read_key_file(const std::string& path);
+// file is readable by its group or others (unless `warn` is false).
+std::vector<Key> read_key_file(const std::string& path, bool warn = true);
 
 // ---- the master ---------------------------------------------------------------
 
