@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "preforkd/handoff.hpp"
+#include "preforkd/handshake.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/sandbox.hpp"
@@ -417,7 +418,11 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
     connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
-    connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
+    if (c_.tls && c_.tls->on(env.listener))
+        handshake::serve(fd, remote_name(peer), {}, scoreboard::now_ms(), *c_.tls, c_.settings,
+                         c_.sites, env);
+    else
+        connection::serve(fd, remote_name(peer), c_.settings, c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -450,7 +455,13 @@ void Worker::resume(const handoff::Received& got)
     socklen_t len = sizeof peer;
     ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
     connection::Env env = make_env(int(got.parcel.listener), peer);
-    connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
+    // A TLS connection comes back with its ClientHello; one whose hello
+    // missed the handshake deadline is closed (there is no one to tell).
+    if (got.parcel.tls && c_.tls && got.parcel.kind == handoff::Kind::ready)
+        handshake::serve(got.fd.get(), got.parcel.remote, got.parcel.bytes, got.parcel.since_ms,
+                         *c_.tls, c_.settings, c_.sites, env);
+    else if (!got.parcel.tls)
+        connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
 
