@@ -25,7 +25,7 @@ DESTDIR    ?=
 VERSION    := 0.1.0
 CXX        ?= g++
 PKGS       := libconfig++ libseccomp openssl
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libssl-dev libcriterion-dev libcrypt-dev curl media-types \
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libssl-dev openssl libcriterion-dev libcrypt-dev curl media-types \
               clang mandoc
 
 BUILD      ?= build
@@ -50,7 +50,7 @@ HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exi
                    && [ -r /usr/include/crypt.h ]
 HAVE_DEPS  := $(HAVE_BUILD_DEPS) && pkg-config --exists criterion 2>/dev/null \
               && command -v curl >/dev/null && command -v clang++ >/dev/null \
-              && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+              && command -v mandoc >/dev/null && [ -r /etc/mime.types ] && command -v openssl >/dev/null
 BUILD_DEPS_OK := $(shell $(HAVE_BUILD_DEPS) && echo yes)
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
 MISSING_DEPS = echo "preforkd: missing dependencies for $@; run 'make deps' as root, or:" >&2; \

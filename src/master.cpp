@@ -457,6 +457,7 @@ void Master::become_worker(int slot, Fd channel)
     c.sandbox = config_.sandbox;
     c.settings = settings_of(config_);
     c.sites = *sites_.table;
+    c.tls = sites_.tls;
     for (const site_setup::LogFile& l : sites_.logs)
         c.site_logs.push_back({l.fd.get(), l.path, l.format});
     worker::run(c);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "preforkd/handoff.hpp"
+#include "preforkd/handshake.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/sandbox.hpp"
@@ -441,7 +442,11 @@ void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
     if (!through_proxy(fd, index, client))
         return;
     connection::Env env = make_env(index, client);
-    connection::serve(fd, remote_name(client), c_.settings, c_.sites, env);
+    if (c_.tls && c_.tls->on(env.listener))
+        handshake::serve(fd, remote_name(client), {}, scoreboard::now_ms(), *c_.tls, c_.settings,
+                         c_.sites, env);
+    else
+        connection::serve(fd, remote_name(client), c_.settings, c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
@@ -503,7 +508,13 @@ void Worker::resume(const handoff::Received& got)
         ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
     }
     connection::Env env = make_env(int(got.parcel.listener), peer);
-    connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
+    // A TLS connection comes back with its ClientHello; one whose hello
+    // missed the handshake deadline is closed (there is no one to tell).
+    if (got.parcel.tls && c_.tls && got.parcel.kind == handoff::Kind::ready)
+        handshake::serve(got.fd.get(), got.parcel.remote, got.parcel.bytes, got.parcel.since_ms,
+                         *c_.tls, c_.settings, c_.sites, env);
+    else if (!got.parcel.tls)
+        connection::resume(got.fd.get(), got.parcel, c_.settings, c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);
 }
 

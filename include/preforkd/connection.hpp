@@ -19,6 +19,10 @@
 #include "preforkd/http/site.hpp"
 #include "preforkd/scoreboard.hpp"
 
+namespace preforkd::tls {
+class Stream;
+}
+
 namespace preforkd::connection {
 
 struct Settings {
@@ -61,6 +65,10 @@ struct Env {
     // bytes filled in here); true if it went, and the connection is then
     // the parker's.  Unset: connections are never parked.
     std::function<bool(int fd, handoff::Parcel& parcel)> park;
+    // A TLS connection's session, its handshake done (handshake.hpp): all
+    // I/O goes through it, the scheme is https, a request whose Host names
+    // another site than its SNI did gets 421, and it is never parked.
+    tls::Stream* tls = nullptr;
 };
 
 struct Served {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "preforkd/http/site.hpp"
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
+#include "preforkd/tls/context.hpp"
 
 namespace preforkd::worker {
 
@@ -51,6 +53,8 @@ struct Context {
     // The sites this worker answers; one default site serving http.root
     // unless the configuration has sites.
     http::SiteTable sites{http::Site{}};
+    // TLS contexts and listeners of this generation; null: no TLS.
+    std::shared_ptr<const tls::Generation> tls;
 };
 
 // Runs the worker until it is told to stop or reaches max_requests; never
