@@ -7,6 +7,7 @@
 // handshake on the same connection.  Certificates are made at test time.
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -27,7 +28,7 @@ namespace {
 // A self-signed certificate for a.test in `dir` (cert.pem, key.pem).
 void make_certificate(const std::string& dir)
 {
-    RunResult r = run({"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+    RunResult r = run({"/usr/bin/env", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir + "/key.pem",
                        "-out", dir + "/cert.pem", "-days", "2", "-subj", "/CN=a.test",
                        "-addext", "subjectAltName=DNS:a.test"},
@@ -145,7 +146,8 @@ Test(tls_tickets, a_ticket_outlives_one_rotation_not_two) {
 // other, as behind a load balancer.
 Test(tls_tickets, servers_sharing_a_key_file_resume_each_others_tickets) {
     std::string keys_dir = make_tempdir();
-    RunResult r = run({"/bin/sh", "-c", "umask 077; openssl rand 80 > ticket.key"}, keys_dir);
+    RunResult r = run({"/bin/sh", "-c", "umask 077; openssl rand 80 > " + keys_dir + "/ticket.key"},
+                      keys_dir);
     cr_assert(r.status == 0, "openssl rand: %s", r.err.c_str());
     std::string group = "ticket_key_file = \"" + keys_dir + "/ticket.key\";";
     Daemon a = tls_daemon(Options{}, group);
