@@ -94,7 +94,7 @@ Outcome receive(int fd, const sockaddr_storage& peer, int timeout_ms, const sigs
     std::int64_t deadline = now_ms() + timeout_ms;
     char buf[kMaxHeader];
     for (;;) {
-        ssize_t n = ::recv(fd, buf, sizeof buf - held.size(), MSG_PEEK);
+        ssize_t n = ::recv(fd, buf, sizeof buf - held.size(), MSG_PEEK | MSG_DONTWAIT);
         if (n == 0) {
             out.error = "connection closed before its PROXY header ended";
             return out;
@@ -117,7 +117,7 @@ Outcome receive(int fd, const sockaddr_storage& peer, int timeout_ms, const sigs
         // Complete: consume up to its end.  Incomplete: every byte seen is
         // header, so take them all and wait for the rest.
         std::size_t take = (p.state == State::complete ? p.consumed : bytes.size()) - held.size();
-        if (::recv(fd, buf, take, 0) != ssize_t(take)) {
+        if (::recv(fd, buf, take, MSG_DONTWAIT) != ssize_t(take)) {
             out.error = "could not consume the PROXY header";
             return out;
         }
