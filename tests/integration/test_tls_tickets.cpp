@@ -159,6 +159,35 @@ Test(tls_tickets, servers_sharing_a_key_file_resume_each_others_tickets) {
     NO_SANITIZER_REPORTS();
 }
 
+// The key file is read again on every reload: a fleet prepends a new key
+// (old tickets still resume), then drops the old one (they no longer do); a
+// file of the wrong size rejects the reload and the running keys stay.
+Test(tls_tickets, the_key_file_is_read_again_on_reload) {
+    std::string keys_dir = make_tempdir();
+    std::string key_a(80, 'a'), key_b(80, 'b');
+    std::string file = keys_dir + "/ticket.key";
+    write_file(file, key_a, 0600);
+    Daemon d = tls_daemon(Options{}, "ticket_key_file = \"" + file + "\";");
+    first_session(d);
+    auto reload_to = [&](const std::string& keys, const std::string& outcome) {
+        std::size_t before = d.count_log(outcome);
+        write_file(file, keys, 0600);
+        D_ASSERT(d, d.signal(SIGHUP), "kill -HUP");
+        D_ASSERT(d, wait_until([&] { return d.count_log(outcome) > before; }, 30s),
+                 "no '%s' after the reload", outcome.c_str());
+    };
+    reload_to(key_b + key_a, "ready: generation 2");
+    Session s = resume(d);
+    D_ASSERT(d, s.reused, "the old key, second in the file, no longer decrypts: %s", s.output.c_str());
+    reload_to(std::string(81, 'x'), "reload failed");
+    s = resume(d);
+    D_ASSERT(d, s.reused, "a rejected key file changed the keys: %s", s.output.c_str());
+    reload_to(key_b, "ready: generation 3");
+    s = resume(d);
+    D_ASSERT(d, !s.reused, "a ticket of a key no longer in the file resumed: %s", s.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
 // A key file of the wrong size stops the start with its path and size.
 Test(tls_tickets, a_key_file_of_the_wrong_size_is_refused) {
     Daemon d = Daemon::prepare();
