@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <string>
+#include <vector>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,21 @@
 namespace tickets = preforkd::tls::tickets;
 
 namespace {
+
+// Every context and session a test makes, freed by the suite's .fini (a
+// failed assertion skips destructors; the sanitizer build checks leaks).
+std::vector<SSL_CTX*> g_contexts;
+std::vector<SSL_SESSION*> g_sessions;
+
+void release_all()
+{
+    for (SSL_SESSION* s : g_sessions)
+        SSL_SESSION_free(s);
+    for (SSL_CTX* c : g_contexts)
+        SSL_CTX_free(c);
+    g_sessions.clear();
+    g_contexts.clear();
+}
 
 SSL_CTX* server_context()
 {
@@ -35,6 +51,7 @@ SSL_CTX* server_context()
     X509_set_issuer_name(cert, name);
     X509_sign(cert, key, EVP_sha256());
     SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    g_contexts.push_back(ctx);
     cr_assert(SSL_CTX_use_certificate(ctx, cert) == 1 && SSL_CTX_use_PrivateKey(ctx, key) == 1);
     X509_free(cert);
     EVP_PKEY_free(key);
@@ -45,6 +62,7 @@ SSL_CTX* server_context()
 SSL_CTX* client_context(int version)
 {
     SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    g_contexts.push_back(ctx);
     SSL_CTX_set_min_proto_version(ctx, version);
     SSL_CTX_set_max_proto_version(ctx, version);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
@@ -84,6 +102,7 @@ Outcome connect(SSL_CTX* client_ctx, SSL_CTX* server_ctx, SSL_SESSION* offer)
     o.reused = SSL_session_reused(client) == 1;
     cr_assert_eq(o.reused, SSL_session_reused(server) == 1);
     o.session = SSL_get1_session(client);
+    g_sessions.push_back(o.session);
     // A connection freed without close_notify marks its session as not
     // resumable, as a client that saw the connection cut must.
     SSL_shutdown(client);
@@ -132,6 +151,8 @@ void resumption_across_workers(int version)
 }
 
 }  // namespace
+
+TestSuite(tickets, .fini = release_all);
 
 Test(tickets, a_ticket_resumes_on_another_worker_tls13)
 {
