@@ -482,7 +482,7 @@ bool Worker::through_proxy(int fd, int listener, sockaddr_storage& client)
     const config::ListenOptions& o = c_.listen_options[std::size_t(listener)];
     std::string why;
     if (!proxy::trusted(o.proxy_trusted, client)) {
-        why = "PROXY header from a peer outside proxy_trusted";
+        why = "connection from a peer outside proxy_trusted";
     } else {
         scoreboard::set_state(slot_, scoreboard::State::reading);
         proxy::Outcome got = proxy::receive(fd, client, c_.settings.header_timeout_ms,
