@@ -125,14 +125,9 @@ void read_into(Snapshot& out)
     }
 }
 
-void create_block()
+void* map_block(int fd)
 {
-    Fd fd(::memfd_create("preforkd-ticket-keys", MFD_CLOEXEC));
-    if (!fd)
-        throw sys_error("memfd_create", "session-ticket keys");
-    if (::ftruncate(fd.get(), sizeof(Block)) != 0)
-        throw sys_error("ftruncate", "session-ticket keys");
-    void* p = ::mmap(nullptr, sizeof(Block), PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
+    void* p = ::mmap(nullptr, sizeof(Block), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         throw sys_error("mmap", "session-ticket keys");
     // Keys are no business of a core dump, and better not in swap; the
@@ -140,7 +135,17 @@ void create_block()
     // costs nothing but the guarantee.
     ::madvise(p, sizeof(Block), MADV_DONTDUMP);
     ::mlock(p, sizeof(Block));
-    g_block = new (p) Block{};
+    return p;
+}
+
+void create_block()
+{
+    Fd fd(::memfd_create("preforkd-ticket-keys", MFD_CLOEXEC));
+    if (!fd)
+        throw sys_error("memfd_create", "session-ticket keys");
+    if (::ftruncate(fd.get(), sizeof(Block)) != 0)
+        throw sys_error("ftruncate", "session-ticket keys");
+    g_block = new (map_block(fd.get())) Block{};
     g_memfd = std::move(fd);
 }
 
@@ -317,6 +322,23 @@ void rotate()
 int memfd() noexcept
 {
     return g_memfd.get();
+}
+
+void adopt(int fd)
+{
+    Fd owned(fd);
+    struct stat st{};
+    if (::fstat(owned.get(), &st) != 0)
+        throw sys_error("fstat", "session-ticket keys");
+    if (!S_ISREG(st.st_mode) || st.st_size != off_t(sizeof(Block)))
+        throw std::runtime_error("descriptor " + std::to_string(fd) +
+                                 " holds no session-ticket key block");
+    Block* block = static_cast<Block*>(map_block(owned.get()));
+    if (g_block)
+        ::munmap(g_block, sizeof(Block));
+    g_block = block;
+    g_memfd = std::move(owned);
+    g_from_file = false;
 }
 
 std::vector<Key> current()

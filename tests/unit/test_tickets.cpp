@@ -286,3 +286,18 @@ Test(tickets, the_keys_live_in_a_shared_memfd)
     ::waitpid(pid, &status, 0);
     cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child saw the rotated keys");
 }
+
+// An in-place upgrade passes the memfd across exec; the new binary maps it
+// and keeps the keys (here the same process maps it a second time).
+Test(tickets, an_adopted_block_keeps_the_keys)
+{
+    tickets::start(settings());
+    std::vector<tickets::Key> before = tickets::current();
+    int passed = ::dup(tickets::memfd());
+    tickets::adopt(passed);
+    cr_assert_eq(tickets::memfd(), passed);
+    cr_assert(tickets::current() == before);
+    tickets::start(settings());
+    cr_assert(tickets::current() == before, "start() after adopt() makes no new keys");
+    cr_assert_throw(tickets::adopt(::open("/dev/null", O_RDONLY)), std::runtime_error);
+}

@@ -89,6 +89,11 @@ void rotate();
 // to pass across exec.
 int memfd() noexcept;
 
+// The new binary's side of an in-place upgrade: maps the block whose memfd
+// the old master passed (taking ownership of `fd`), so that start() keeps
+// its keys instead of making new ones.  Throws if `fd` is no such block.
+void adopt(int fd);
+
 // ---- any process ----------------------------------------------------------------
 
 // A consistent copy of the keys, the encrypting key first; empty before
