@@ -304,15 +304,19 @@ void Loader::load_error_page(const Setting& g, const std::string& display, Error
     out.page = page.c_str();
 }
 
-// `tls = { certificate = "..."; key = "..."; };` - both or neither; `{ }`
-// is none, as -T prints a site without a certificate.  Whether the files
-// exist and match is the master's check (tls/context.hpp), made again at
-// every reload.
+// `tls = { certificate = "..."; key = "..."; };` - both; `( )` is none, as
+// -T prints a site without a certificate (and as `return = ( )` is).
+// Whether the files exist and match is the master's check
+// (tls/context.hpp), made again at every reload.
 void Loader::load_site_tls(const Setting& g, SiteTls& out)
 {
     const std::string usage =
         "sites.tls must be a group: tls = { certificate = \"/path/fullchain.pem\"; "
         "key = \"/path/privkey.pem\"; };";
+    if ((g.isList() || g.isArray()) && g.getLength() == 0) {
+        out = SiteTls{};
+        return;
+    }
     if (!g.isGroup())
         return error(g, usage);
     for (int i = 0; i < g.getLength(); ++i) {
@@ -330,10 +334,9 @@ void Loader::load_site_tls(const Setting& g, SiteTls& out)
         else if (text)
             *field = resolve(*text);
     }
-    if (tls.certificate.empty() != tls.key.empty())
+    if (tls.certificate.empty() || tls.key.empty())
         return error(g, "sites.tls needs both a certificate and a key");
-    if (!tls.certificate.empty())
-        tls.where = where(g);
+    tls.where = where(g);
     out = tls;
 }
 

@@ -385,11 +385,6 @@ Contexts& Contexts::operator=(Contexts&& o) noexcept
     return *this;
 }
 
-SSL_CTX* Contexts::for_site(std::size_t site) const noexcept
-{
-    return site < contexts_.size() ? contexts_[site] : nullptr;
-}
-
 bool Contexts::empty() const noexcept
 {
     for (SSL_CTX* c : contexts_)

@@ -66,7 +66,11 @@ public:
     Contexts& operator=(const Contexts&) = delete;
 
     // nullptr when site `site` has no certificate (or is out of range).
-    SSL_CTX* for_site(std::size_t site) const noexcept;
+    // Inline: the fuzz target links stream.cpp without this file's .cpp.
+    SSL_CTX* for_site(std::size_t site) const noexcept
+    {
+        return site < contexts_.size() ? contexts_[site] : nullptr;
+    }
     bool empty() const noexcept;
     // Whether contexts ask for kernel TLS (the master probed the kernel).
     bool ktls() const noexcept { return ktls_; }
