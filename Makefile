@@ -24,8 +24,8 @@ DESTDIR    ?=
 
 VERSION    := 0.1.0
 CXX        ?= g++
-PKGS       := libconfig++ libseccomp
-DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libcriterion-dev libcrypt-dev curl media-types \
+PKGS       := libconfig++ libseccomp openssl
+DEB_DEPS   := g++ make pkg-config libconfig++-dev libseccomp-dev libssl-dev openssl libcriterion-dev libcrypt-dev curl media-types \
               clang mandoc
 
 BUILD      ?= build
@@ -50,7 +50,7 @@ HAVE_BUILD_DEPS := command -v $(firstword $(CXX)) >/dev/null && pkg-config --exi
                    && [ -r /usr/include/crypt.h ]
 HAVE_DEPS  := $(HAVE_BUILD_DEPS) && pkg-config --exists criterion 2>/dev/null \
               && command -v curl >/dev/null && command -v clang++ >/dev/null \
-              && command -v mandoc >/dev/null && [ -r /etc/mime.types ]
+              && command -v mandoc >/dev/null && [ -r /etc/mime.types ] && command -v openssl >/dev/null
 BUILD_DEPS_OK := $(shell $(HAVE_BUILD_DEPS) && echo yes)
 DEPS_OK    := $(shell $(HAVE_DEPS) && echo yes)
 MISSING_DEPS = echo "preforkd: missing dependencies for $@; run 'make deps' as root, or:" >&2; \
@@ -263,7 +263,8 @@ clean:
 # make fuzz                the libFuzzer target for FUZZ_SECONDS (default 60) on
 #                          $(BUILD)/fuzz/corpus, a copy of tests/fuzz/corpus that
 #                          keeps what the fuzzer finds; crashes land in $(BUILD)/fuzz/
-# make fuzz-corpus-check   every committed seed through the target once
+# make fuzz-tls            the same for the TLS front end (tests/fuzz/fuzz_tls.cpp)
+# make fuzz-corpus-check   every committed seed through the targets once
 # Needs clang++ with libFuzzer and the sanitizer runtimes (Debian 12: clang-14,
 # whose libclang-rt-14-dev dependency ships them; `clang` gives the clang++ name).
 FUZZ_CXX     ?= clang++
@@ -273,12 +274,26 @@ FUZZ_FLAGS   := -std=c++20 -g -O1 -Wall -Wextra -Werror -Iinclude \
 FUZZ_SRCS    := tests/fuzz/fuzz_request.cpp src/http/request.cpp src/http/host.cpp src/http/body.cpp \
                 src/http/range.cpp src/http/path.cpp
 FUZZ_BIN     := $(BUILD)/fuzz/fuzz_request
+# The TLS front end (tests/fuzz/fuzz_tls.cpp): a ClientHello, or anything
+# else, handed to tls::Stream over memory BIOs; seeds in tests/fuzz/tls-corpus.
+FUZZ_TLS_SRCS := tests/fuzz/fuzz_tls.cpp src/tls/stream.cpp
+FUZZ_TLS_BIN := $(BUILD)/fuzz/fuzz_tls
 
-.PHONY: fuzz fuzz-corpus-check
+.PHONY: fuzz fuzz-tls fuzz-corpus-check
 
 $(FUZZ_BIN): $(FUZZ_SRCS) $(wildcard include/preforkd/http/*.hpp)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $(FUZZ_SRCS)
+
+$(FUZZ_TLS_BIN): $(FUZZ_TLS_SRCS) $(wildcard include/preforkd/tls/*.hpp)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -o $@ $(FUZZ_TLS_SRCS) -lssl -lcrypto
+
+fuzz-tls: $(FUZZ_TLS_BIN)
+	@mkdir -p $(BUILD)/fuzz/tls-corpus
+	cp tests/fuzz/tls-corpus/* $(BUILD)/fuzz/tls-corpus/
+	$(FUZZ_TLS_BIN) -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/ $(BUILD)/fuzz/tls-corpus
 
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
@@ -288,8 +303,9 @@ fuzz: $(FUZZ_BIN)
 
 # Files, not the directory, as arguments: each is run once, and a seed that
 # crashes names itself in the output.
-fuzz-corpus-check: $(FUZZ_BIN)
+fuzz-corpus-check: $(FUZZ_BIN) $(FUZZ_TLS_BIN)
 	$(FUZZ_BIN) tests/fuzz/corpus/*
+	$(FUZZ_TLS_BIN) tests/fuzz/tls-corpus/*
 # ---- end of fuzzing ------------------------------------------------------------
 
 # ---- benchmark (tests/bench; never part of make check) ------------------------

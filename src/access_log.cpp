@@ -128,6 +128,11 @@ void append_json(std::string& line, const Entry& e)
     field("referer", e.referer);
     field("user_agent", e.user_agent);
     number("duration_us", std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
+    if (!e.tls_protocol.empty()) {
+        field("tls_protocol", e.tls_protocol);
+        field("tls_cipher", e.tls_cipher);
+        line.append(",\"tls_resumed\":").append(e.tls_resumed ? "true" : "false");
+    }
     line.append(",\"request_id\":\"");
     char id[17];
     for (int i = 15; i >= 0; --i) id[15 - i] = "0123456789abcdef"[(e.request_id >> (4 * i)) & 15];
@@ -238,7 +243,8 @@ void append(std::string& line, const Entry& e, Format format)
         http::append_unsigned(line, e.bytes);
     else
         line += '-';
-    if (format == Format::combined || format == Format::combined_timing) {
+    if (format == Format::combined || format == Format::combined_timing ||
+        format == Format::combined_tls) {
         line += " \"";
         append_escaped(line, e.referer);
         line += "\" \"";
@@ -248,6 +254,14 @@ void append(std::string& line, const Entry& e, Format format)
     if (format == Format::combined_timing) {
         line += ' ';
         http::append_unsigned(line, std::uint64_t(std::max<std::int64_t>(e.micros, 0)));
+    }
+    if (format == Format::combined_tls) {
+        if (e.tls_protocol.empty()) {
+            line += " - - -";
+        } else {
+            line.append(" ").append(e.tls_protocol).append(" ").append(e.tls_cipher);
+            line += e.tls_resumed ? " r" : " .";
+        }
     }
     line += '\n';
 }

@@ -29,6 +29,7 @@
 #include "preforkd/http/body.hpp"
 #include "preforkd/http/rules.hpp"
 #include "preforkd/log.hpp"
+#include "preforkd/tls/stream.hpp"
 
 namespace preforkd::connection {
 namespace {
@@ -114,7 +115,8 @@ bool quitting(const Env& env)
 // Whether this connection can be handed to the parker now.
 bool can_park(const Conn& c)
 {
-    return c.settings.parking && c.env.park && !c.park_refused;
+    // A TLS session lives in this process's memory: it stays here.
+    return c.settings.parking && c.env.park && !c.park_refused && !c.env.tls;
 }
 
 // Idle workers short of min_spare: an idle keep-alive client should give its
@@ -217,7 +219,8 @@ bool send_bytes(Conn& c, const char* data, std::size_t size, bool more,
                 const FileRest* rest = nullptr)
 {
     while (size > 0) {
-        ssize_t n = ::send(c.fd, data, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+        ssize_t n = c.env.tls ? c.env.tls->write(data, size)
+                              : ::send(c.fd, data, size, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (n > 0) {
             data += n;
             size -= std::size_t(n);
@@ -243,7 +246,8 @@ bool send_range(Conn& c, int file, off_t offset, std::uint64_t left, bool may_pa
 {
     while (left > 0) {
         std::size_t chunk = left > (1u << 20) ? (1u << 20) : std::size_t(left);
-        ssize_t n = ::sendfile(c.fd, file, &offset, chunk);
+        ssize_t n = c.env.tls ? c.env.tls->send_file(file, &offset, chunk)
+                              : ::sendfile(c.fd, file, &offset, chunk);
         if (n > 0) {
             left -= std::uint64_t(n);
             scoreboard::progress(*c.env.slot);
@@ -329,6 +333,11 @@ void log_request(Conn& c, const http::Request* req, std::string_view line, int s
     e.request_line = line.empty() ? std::string_view("-") : line;
     e.status = status;
     e.bytes = bytes;
+    if (c.env.tls) {
+        e.tls_protocol = c.env.tls->protocol();
+        e.tls_cipher = c.env.tls->cipher();
+        e.tls_resumed = c.env.tls->resumed();
+    }
     if (req) {
         e.referer = req->header("Referer");
         e.user_agent = req->header("User-Agent");
@@ -375,7 +384,8 @@ enum class Read { more, eof, timeout, quit, error, idle, park };
 // would fail with EAGAIN is a system call per request for nothing.
 Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline, bool may_park = false)
 {
-    if (idle_keepalive) {
+    // Bytes TLS already decrypted are not in the socket: no wait for them.
+    if (idle_keepalive && !(c.env.tls && c.env.tls->pending())) {
         switch (wait_for(c, POLLIN, deadline, true)) {
         case Wait::ready: break;
         case Wait::timeout: return Read::timeout;
@@ -386,7 +396,7 @@ Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline, bool may_par
     }
     for (;;) {
         char chunk[16384];
-        ssize_t n = ::recv(c.fd, chunk, sizeof chunk, 0);
+        ssize_t n = c.env.tls ? c.env.tls->read(chunk, sizeof chunk) : ::recv(c.fd, chunk, sizeof chunk, 0);
         if (n > 0) {
             c.buffer.append(chunk, std::size_t(n));
             scoreboard::progress(*c.env.slot);
@@ -662,6 +672,15 @@ void log_refusal(const Conn& c, const http::Request& req, const http::Response& 
         log::debug(line);
 }
 
+// A TLS client named one site in SNI and got its certificate; a Host of
+// another site must not be answered on that connection (RFC 9110 section
+// 15.5.20: 421, and the client may retry on a connection of its own).
+bool misdirected(const Conn& c, const http::Request& req, const http::VirtualSite& site)
+{
+    return c.env.tls && c.env.tls->sni_given && !req.host.empty() &&
+           c.sites.index_of(site) != c.env.tls->sni_site;
+}
+
 // Serves one request if a head can be read; false ends the connection.
 bool serve_one(Conn& c)
 {
@@ -686,7 +705,12 @@ bool serve_one(Conn& c)
     bool close = c.client_closes || quitting(c.env) ||
                  c.requests >= c.settings.keepalive_requests;
     const http::VirtualSite& site = c.sites.find(req.host, c.env.listener);
-    http::Visit visit{site, c.env.client, close, http::UnreadBody::discard};
+    if (misdirected(c, req, site)) {
+        fail(c, 421, started, &req);
+        return false;
+    }
+    http::Visit visit{site, c.env.client, close, http::UnreadBody::discard,
+                      c.env.tls ? "https" : "http"};
     visit.status = &c.env.status;
     http::Response resp = http::answer(req, visit);
     if (!resp.refusal.empty())
@@ -748,6 +772,8 @@ Served run(Conn& c)
     scoreboard::set_text(c.env.slot->client, c.remote);   // for preforkd -s status
     while (serve_one(c)) {
     }
+    if (c.env.tls)
+        c.env.tls->close_notify();
     if (!c.parked)
         linger(c);
     return {c.requests, c.parked};

@@ -17,6 +17,7 @@
 #include "preforkd/config.hpp"
 #include "preforkd/control.hpp"
 #include "preforkd/site_setup.hpp"
+#include "preforkd/tls/context.hpp"
 #include "preforkd/daemon.hpp"
 #include "preforkd/listener.hpp"
 #include "preforkd/log.hpp"
@@ -123,10 +124,16 @@ int check(const config::Config& c, const cli::Options& o)
         print_errors(problems);
         return kExitFailure;
     }
-    if (o.dump)
+    tls::Report certificates = tls::check(c);
+    for (const std::string& w : certificates.warnings)
+        std::cerr << "preforkd: warning: " << w << '\n';
+    if (o.dump) {
         std::cout << config::dump(c);
-    else
+        for (const std::string& line : certificates.certificates)
+            std::cout << "# certificate " << line << '\n';
+    } else {
         std::cout << "configuration ok\n";
+    }
     return kExitOk;
 }
 

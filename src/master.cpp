@@ -97,6 +97,7 @@ int Master::run()
         if (stopped())
             break;
         maintain_pool();
+        tls::tickets::tick(scoreboard::now_ms());
         keep_parker();
         finish_reload();
         report_progress();
@@ -123,6 +124,8 @@ void Master::start()
     log::notice("preforkd " PREFORKD_VERSION " starting");
     signals::install_master(wait_mask_);
     raise_descriptor_limit(serving_.config);
+    // Before any TLS context is built (they use the keys) and any fork.
+    tls::tickets::start(serving_.config.tls);
     serving_ = build_serving(std::move(serving_.config));
     // Before the listeners: whether workers wait in epoll decides how the
     // listeners are tuned.

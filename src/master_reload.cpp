@@ -124,6 +124,7 @@ Reload Master::prepare_reload()
     for (const std::string& kept : config::keep_until_restart(serving_.config, next))
         log::warning(kept);
     Reload r;
+    r.ticket_keys = tls::tickets::prepare(next.tls);
     r.serving = build_serving(std::move(next));
     r.fresh = listeners_.open_missing(r.serving.config);
     return r;
@@ -134,6 +135,7 @@ void Master::commit_reload(Reload next)
     std::vector<listener::Listener> dropped = listeners_.switch_to(next.serving.config, std::move(next.fresh));
     keep_for_rollback(std::move(dropped));
     serving_ = std::move(next.serving);
+    tls::tickets::commit(serving_.config.tls, std::move(next.ticket_keys));
     tune_listeners();
     log::configure(serving_.config.log.facility_code, serving_.config.log.level_priority);
     raise_descriptor_limit(serving_.config);

@@ -53,6 +53,7 @@ private:
     http::RuleSpec rules(const config::Rules& r, bool location);
     std::vector<int> listeners(const config::Site& s);
     int log_sink(const config::Site& s);
+    void tls_files();
     const std::vector<http::PasswordEntry>& passwords(const std::string& path);
 
     const config::Config& c_;
@@ -68,6 +69,7 @@ Sites Builder::run()
     std::vector<http::SiteSpec> specs;
     for (const config::Site& s : config::effective_sites(c_))
         specs.push_back(site(s));
+    tls_files();
     if (!errors_.empty())
         throw std::runtime_error(errors_.substr(0, errors_.size() - 1));
     try {
@@ -187,6 +189,22 @@ int Builder::log_sink(const config::Site& s)
         return -1;
     }
     return int(out_.logs.size());
+}
+
+// Certificates and keys are read by the master, as root, before it forks;
+// a check (-t, a reload's checking child) reads them too but keeps nothing.
+void Builder::tls_files()
+{
+    if (!open_logs_) {
+        for (const std::string& p : tls::check(c_).problems)
+            errors_ += p + "\n";
+        return;
+    }
+    try {
+        out_.tls = tls::generation(c_);
+    } catch (const std::runtime_error& e) {
+        errors_ += std::string(e.what()) + "\n";
+    }
 }
 
 const std::vector<http::PasswordEntry>& Builder::passwords(const std::string& path)

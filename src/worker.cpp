@@ -31,11 +31,13 @@
 
 #include "preforkd/control.hpp"
 #include "preforkd/handoff.hpp"
+#include "preforkd/handshake.hpp"
 #include "preforkd/log.hpp"
 #include "preforkd/log_writer.hpp"
 #include "preforkd/proctitle.hpp"
 #include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
+#include "preforkd/tls/proxy_socket.hpp"
 
 namespace preforkd::worker {
 namespace {
@@ -151,6 +153,24 @@ std::string remote_name(const sockaddr_storage& ss)
     return buf;
 }
 
+// The address remote_name() wrote, back (without the port, which nothing
+// after accept uses).  False for "unix" and anything else not numeric.
+bool address_of(const std::string& text, sockaddr_storage& out)
+{
+    out = {};
+    auto& in4 = reinterpret_cast<sockaddr_in&>(out);
+    auto& in6 = reinterpret_cast<sockaddr_in6&>(out);
+    if (inet_pton(AF_INET, text.c_str(), &in4.sin_addr) == 1) {
+        in4.sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text.c_str(), &in6.sin6_addr) == 1) {
+        in6.sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}
+
 // Out of descriptors: pause instead of spinning on a connection that stays
 // pending; the pause ends early if the worker is told to quit.
 void back_off_accept(int err)
@@ -176,6 +196,7 @@ public:
 private:
     int wait_and_accept(int listener, sockaddr_storage& peer);
     void serve(int fd, int listener, const sockaddr_storage& peer);
+    bool through_proxy(int fd, int listener, sockaddr_storage& client);
     bool resume_parked();
     void resume(const handoff::Received& got);
     void sweep();
@@ -441,8 +462,16 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
 void Worker::serve(int fd, int listener, const sockaddr_storage& peer)
 {
     count_idle(-1);
-    connection::Env env = make_env(listener_index(c_.listeners, listener), peer);
-    connection::serve(fd, remote_name(peer), c_.settings, *c_.sites, env);
+    int index = listener_index(c_.listeners, listener);
+    sockaddr_storage client = peer;
+    if (!through_proxy(fd, index, client))
+        return;
+    connection::Env env = make_env(index, client);
+    if (c_.tls && c_.tls->on(env.listener))
+        handshake::serve(fd, remote_name(client), {}, scoreboard::now_ms(), *c_.tls, c_.settings,
+                         *c_.sites, env);
+    else
+        connection::serve(fd, remote_name(client), c_.settings, *c_.sites, env);
     ++served_;
     scoreboard::set_state(slot_, scoreboard::State::idle);
     count_idle(1);
@@ -468,16 +497,51 @@ bool Worker::resume_parked()
     return true;
 }
 
-// The listener travelled with the parcel; the client's address is the
-// connection's own.
+// On a listener behind a proxy, the PROXY header names the client; without
+// a good one from a trusted peer the connection is closed.  `listener` is
+// the listener's index in the configuration.
+bool Worker::through_proxy(int fd, int listener, sockaddr_storage& client)
+{
+    if (listener < 0 || std::size_t(listener) >= c_.listen_options.size() ||
+        !c_.listen_options[std::size_t(listener)].proxy_protocol)
+        return true;
+    const config::ListenOptions& o = c_.listen_options[std::size_t(listener)];
+    std::string why;
+    if (!proxy::trusted(o.proxy_trusted, client)) {
+        why = "connection from a peer outside proxy_trusted";
+    } else {
+        scoreboard::set_state(slot_, scoreboard::State::reading);
+        proxy::Outcome got = proxy::receive(fd, client, c_.settings.header_timeout_ms,
+                                            &g_wait_mask, &g_quit);
+        if (got.ok) {
+            client = got.client;
+            return true;
+        }
+        why = got.error;
+    }
+    log::info(why + " (" + remote_name(client) + "); closing");
+    scoreboard::set_state(slot_, scoreboard::State::idle);
+    return false;
+}
+
+// The listener and the client's address travelled with the parcel: the
+// address may be one a PROXY header gave, not the connection's peer.
 void Worker::resume(const handoff::Received& got)
 {
     sockaddr_storage peer{};
-    socklen_t len = sizeof peer;
-    ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    if (!address_of(got.parcel.remote, peer)) {
+        socklen_t len = sizeof peer;
+        ::getpeername(got.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len);
+    }
     count_idle(-1);
     connection::Env env = make_env(int(got.parcel.listener), peer);
-    connection::resume(got.fd.get(), got.parcel, c_.settings, *c_.sites, env);
+    // A TLS connection comes back with its ClientHello; one whose hello
+    // missed the handshake deadline is closed (there is no one to tell).
+    if (got.parcel.tls && c_.tls && got.parcel.kind == handoff::Kind::ready)
+        handshake::serve(got.fd.get(), got.parcel.remote, got.parcel.bytes, got.parcel.since_ms,
+                         *c_.tls, c_.settings, *c_.sites, env);
+    else if (!got.parcel.tls)
+        connection::resume(got.fd.get(), got.parcel, c_.settings, *c_.sites, env);
     scoreboard::set_state(slot_, scoreboard::State::idle);
     count_idle(1);
 }

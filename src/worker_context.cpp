@@ -54,8 +54,11 @@ worker::Context worker_context(Serving& serving, ListenerSet& listeners, parker:
     if (config.http.parking)
         c.park = std::move(queues.park_worker);
     c.ready = std::move(queues.ready_worker);
-    for (listener::Listener& l : listeners.all())
+    // In the order of config.listen, so an index names its options too.
+    for (listener::Listener& l : listeners.all()) {
+        c.listen_options.push_back(config::listen_options_of(config, c.listeners.size()));
         c.listeners.push_back(std::move(l.fd));
+    }
     c.board = board;
     c.slot = slot;
     c.generation = generation;
@@ -73,6 +76,7 @@ worker::Context worker_context(Serving& serving, ListenerSet& listeners, parker:
     c.sandbox = config.sandbox;
     c.settings = settings_of(config);
     c.sites = &*serving.sites.table;
+    c.tls = serving.sites.tls;
     for (site_setup::LogFile& l : serving.sites.logs)
         c.site_logs.push_back({std::move(l.fd), l.path, l.format});
     return c;

@@ -50,6 +50,11 @@ struct Entry {
     std::string_view site;          // the site that answered; json only
     std::uint64_t request_id = 0;   // unique per request in the pool; json only
     int sink = 0;                   // the site's log (http::VirtualSite::log); 0: the main log, -1: none
+    // A TLS connection's protocol and cipher ("" on plain HTTP) and whether
+    // its session was resumed; json and combined_tls only.
+    std::string_view tls_protocol;
+    std::string_view tls_cipher;
+    bool tls_resumed = false;
 };
 
 // `text` with quotes, backslashes and control bytes escaped as on a CLF
@@ -59,8 +64,12 @@ std::string escaped(std::string_view text);
 // The line formats.  combined is exactly the standard Combined Log Format
 // (strict parsers break on extra fields); combined_timing adds the request's
 // duration in microseconds; json is one object per line with host, site,
-// status, bytes, duration and a request id as well.
-enum class Format { common, combined, combined_timing, json };
+// status, bytes, duration and a request id as well (and tls_protocol,
+// tls_cipher and tls_resumed on TLS connections); combined_tls is combined
+// plus three fields: the TLS protocol, the cipher and "r" for a resumed
+// session or "." for a full handshake ("- - -" on plain HTTP), the
+// convention of nginx's $ssl_protocol $ssl_cipher $ssl_session_reused.
+enum class Format { common, combined, combined_timing, json, combined_tls };
 
 // The format a configuration value names.
 Format format_of(config::AccessFormat format) noexcept;

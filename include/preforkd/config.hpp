@@ -34,7 +34,7 @@ private:
     std::vector<std::string> messages_;
 };
 
-enum class AccessFormat { common, combined, combined_timing, json };
+enum class AccessFormat { common, combined, combined_timing, json, combined_tls };
 
 struct Workers {
     int start = 5;
@@ -182,6 +182,16 @@ struct Location {
     bool operator==(const Location&) const = default;
 };
 
+// A site's `tls = { certificate = "..."; key = "..."; };`, both absolute
+// paths read by the master; both empty: the site has no certificate.
+struct SiteTls {
+    std::string certificate;   // PEM: the leaf first, then its chain
+    std::string key;           // PEM private key, may be 0600 root
+    std::string where;         // "file:line" of the group, for messages; not a value
+
+    bool operator==(const SiteTls& o) const { return certificate == o.certificate && key == o.key; }
+};
+
 struct Site {
     std::vector<std::string> names;     // lower case; "*.example.net" wildcards
     bool is_default = false;            // `default = true`
@@ -190,6 +200,7 @@ struct Site {
     AccessFormat access_format = AccessFormat::combined;   // log.access_format if unset
     Rules rules;                        // the site's own, defaults for its locations
     std::vector<Location> locations;    // as written
+    SiteTls tls;                        // its certificate for TLS listeners
 
     bool operator==(const Site&) const = default;
 };

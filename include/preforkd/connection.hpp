@@ -20,6 +20,10 @@
 #include "preforkd/http/status.hpp"
 #include "preforkd/scoreboard.hpp"
 
+namespace preforkd::tls {
+class Stream;
+}
+
 namespace preforkd::connection {
 
 struct Settings {
@@ -68,6 +72,10 @@ struct Env {
     // Renders the body of a status location (http/status.hpp); unset,
     // such a location answers 503.
     http::StatusSource status;
+    // A TLS connection's session, its handshake done (handshake.hpp): all
+    // I/O goes through it, the scheme is https, a request whose Host names
+    // another site than its SNI did gets 421, and it is never parked.
+    tls::Stream* tls = nullptr;
 };
 
 struct Served {

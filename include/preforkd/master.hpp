@@ -36,6 +36,8 @@
 #include "preforkd/upgrade.hpp"
 #include "preforkd/worker_context.hpp"
 #include "preforkd/worker_table.hpp"
+#include "preforkd/site_setup.hpp"
+#include "preforkd/tls/tickets.hpp"
 
 namespace preforkd::master {
 
@@ -43,6 +45,7 @@ namespace preforkd::master {
 struct Reload {
     Serving serving;
     std::vector<listener::Listener> fresh;   // listeners opened for this reload
+    std::vector<tls::tickets::Key> ticket_keys;   // from tls.ticket_key_file; none: keep the running keys
 };
 
 // A committed reload that is not over yet: the new generation has no worker

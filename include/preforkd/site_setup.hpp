@@ -17,6 +17,7 @@
 #include "preforkd/config.hpp"
 #include "preforkd/fd.hpp"
 #include "preforkd/http/site.hpp"
+#include "preforkd/tls/context.hpp"
 
 namespace preforkd::site_setup {
 
@@ -31,17 +32,22 @@ struct LogFile {
 struct Sites {
     std::optional<http::SiteTable> table;
     std::vector<LogFile> logs;
+    // Every site's TLS context and the TLS listeners (tls/context.hpp);
+    // shared with the workers forked for this generation.
+    std::shared_ptr<const tls::Generation> tls;
 };
 
 // Builds the site table of `config` (config::effective_sites), with `mime`
 // for every site (it must outlive the table).  Throws std::runtime_error
 // naming every problem, one per line: a password file that cannot be read
 // or holds refused entries (file:line and the fix), a site log that cannot
-// be opened, anything the table refuses.
+// be opened, a certificate or key tls::build() refuses, anything the table
+// refuses.
 Sites build(const config::Config& config, const http::MimeMap& mime);
 
-// What -t adds for sites: every password file read and checked, and the
-// table compiled, without opening any log.  One message per problem.
+// What -t adds for sites: every password file read and checked, every
+// certificate and key checked (tls::check), and the table compiled, without
+// opening any log.  One message per problem.
 std::vector<std::string> check(const config::Config& config);
 
 // Opens every site log of `sites` again (after logrotate), in sink order.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "preforkd/http/site.hpp"
 #include "preforkd/privileges.hpp"
 #include "preforkd/scoreboard.hpp"
+#include "preforkd/tls/context.hpp"
 
 namespace preforkd::worker {
 
@@ -26,6 +28,7 @@ struct SiteLog {
 // child, which hands the descriptors it inherited over to it.
 struct Context {
     std::vector<Fd> listeners;           // inherited listening descriptors
+    std::vector<config::ListenOptions> listen_options;   // index-aligned with listeners
     scoreboard::Board* board = nullptr;
     int slot = 0;
     std::uint32_t generation = 0;
@@ -54,6 +57,8 @@ struct Context {
     // place.  A copy would be built anew in every worker's heap, pages no
     // other process shares; the master's stays shared while nobody writes.
     const http::SiteTable* sites = nullptr;
+    // TLS contexts and listeners of this generation; null: no TLS.
+    std::shared_ptr<const tls::Generation> tls;
 };
 
 // Runs the worker until it is told to stop or reaches max_requests; never

@@ -169,6 +169,10 @@ std::string Printer::value(const Key& k, const Field& f, int indent)
         return literal(values::expires_text(**p));
     if (auto* p = std::get_if<std::vector<Site>*>(&f))
         return sites(**p, indent);
+    if (auto* p = std::get_if<SiteTls*>(&f))
+        return (*p)->certificate.empty() ? "( )"
+                                         : "{ certificate = " + literal((*p)->certificate) +
+                                               "; key = " + literal((*p)->key) + "; }";
     return "";
 }
 

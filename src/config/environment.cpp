@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "preforkd/config/support.hpp"
+#include "preforkd/tls/tickets.hpp"
 
 namespace preforkd::config {
 namespace {
@@ -40,6 +41,19 @@ void check_readable(std::vector<std::string>& problems, const std::string& what,
         problems.push_back(what + " " + in_quotes(path) + ": " + errno_text(errno));
     else
         ::close(fd);
+}
+
+// The ticket key file is read as the master will read it (its size is the
+// usual mistake); the mode warning is left to the master's own read.
+void check_ticket_keys(std::vector<std::string>& problems, const Config& c)
+{
+    if (c.tls.ticket_key_file.empty())
+        return;
+    try {
+        tls::tickets::read_key_file(c.tls.ticket_key_file, false);
+    } catch (const std::exception& e) {
+        problems.push_back(std::string("tls.") + e.what());
+    }
 }
 
 // getpwnam() and getgrnam() say "not found" with a null result and one of
@@ -143,6 +157,7 @@ std::vector<std::string> check_environment(const Config& c)
     check_log_directory(problems, "log.access_log", c.log.access_log);
     check_runtime_directories(problems, c);
     check_sites(problems, c);
+    check_ticket_keys(problems, c);
     return problems;
 }
 

@@ -58,6 +58,7 @@ Config Loader::run()
     for (const Key& k : schema::keys())
         if (k.scope == schema::global && k.group.empty())
             load_top_key(k);
+    check_tls_listeners();
     return config_;
 }
 
@@ -224,6 +225,7 @@ void Loader::read_key(const Setting& s, const Key& k, const Slot& slot, const st
     case Kind::ret: return load_return(s, display, *std::get<Return*>(f));
     case Kind::error_page: return load_error_pages(s, display, *std::get<std::vector<ErrorPage>*>(f));
     case Kind::locations: return load_locations(s, *slot.site);
+    case Kind::site_tls: return load_site_tls(s, *std::get<SiteTls*>(f));
     case Kind::group: case Kind::include: case Kind::sites: case Kind::location_path: return;
     }
 }
@@ -277,6 +279,7 @@ void Loader::load_listen(const Setting& s)
         return error(s, "listen must name at least one address");
     config_.listen.clear();
     config_.listen_options.clear();
+    listen_at_.clear();
     std::map<std::string, std::string> seen;   // canonical address -> as first written
     for (int i = 0; i < s.getLength(); ++i) {
         const Setting& item = s[i];
@@ -292,6 +295,7 @@ void Loader::load_listen(const Setting& s)
             continue;
         config_.listen.push_back(*text);
         config_.listen_options.push_back(options);
+        listen_at_.emplace_back(file_of(item), item.getSourceLine());
     }
     // Trailing entries without options are implied (listen_options_of), so
     // a configuration written with plain strings equals one set in code.

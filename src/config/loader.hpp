@@ -88,6 +88,8 @@ private:
     void load_error_pages(const Setting& s, const std::string& display,
                           std::vector<ErrorPage>& out);
     void load_error_page(const Setting& g, const std::string& display, ErrorPage& out);
+    void load_site_tls(const Setting& s, SiteTls& out);
+    void check_tls_listeners();
     void note_default(const Setting& s, const Site& site);
     void check_auth(const Setting& g, const Rules& rules, const std::string& group);
 
@@ -112,6 +114,9 @@ private:
     std::map<std::string, std::size_t> owner_;         // top-level key -> tree
     std::map<std::string, std::string> names_seen_;    // site name -> "file:line"
     std::string default_at_;                           // "file:line" of default = true
+    // Where each loaded listen entry and site was written, index for index
+    // with Config::listen and Config::sites, for checks made once all is read.
+    std::vector<std::pair<std::string, unsigned>> listen_at_, site_at_;
     Config config_;
 };
 

@@ -40,7 +40,8 @@ constexpr Named kStatusPages[] = {{"off", 0}, {"text", 1}, {"json", 2}, {"auto",
 constexpr Named kFormats[] = {{"common", int(AccessFormat::common)},
                               {"combined", int(AccessFormat::combined)},
                               {"combined_timing", int(AccessFormat::combined_timing)},
-                              {"json", int(AccessFormat::json)}};
+                              {"json", int(AccessFormat::json)},
+                              {"combined_tls", int(AccessFormat::combined_tls)}};
 
 bool is_control(char ch) { return (unsigned char)ch < 0x20 || ch == 0x7f; }
 
@@ -223,6 +224,8 @@ constexpr Key kKeys[] = {
      .field = IN_SITE(access_log), .doc = "the site's access log"},
     {.group = "sites", .name = "access_format", .kind = Kind::choice, .scope = site,
      .choices = kFormats, .field = IN_SITE(access_format), .doc = "its line format"},
+    {.group = "sites", .name = "tls", .kind = Kind::site_tls, .scope = site,
+     .field = IN_SITE(tls), .doc = "certificate and key for TLS listeners"},
     {.group = "sites", .name = "locations", .kind = Kind::locations, .scope = site,
      .field = IN_SITE(locations), .doc = "rules by path"},
     // --- a site, or a location of it ---

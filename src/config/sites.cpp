@@ -66,6 +66,7 @@ void Loader::load_site(const Setting& g)
     if (g.exists("default"))
         note_default(g["default"], site);
     config_.sites.push_back(std::move(site));
+    site_at_.emplace_back(file_of(g), g.getSourceLine());
 }
 
 // Every key of `scope` written in `g`, in table order; locations last, once
@@ -301,6 +302,80 @@ void Loader::load_error_page(const Setting& g, const std::string& display, Error
     if (out.status.empty())
         return error(status, display + ".status must name at least one status");
     out.page = page.c_str();
+}
+
+// `tls = { certificate = "..."; key = "..."; };` - both; `( )` is none, as
+// -T prints a site without a certificate (and as `return = ( )` is).
+// Whether the files exist and match is the master's check
+// (tls/context.hpp), made again at every reload.
+void Loader::load_site_tls(const Setting& g, SiteTls& out)
+{
+    const std::string usage =
+        "sites.tls must be a group: tls = { certificate = \"/path/fullchain.pem\"; "
+        "key = \"/path/privkey.pem\"; };";
+    if ((g.isList() || g.isArray()) && g.getLength() == 0) {
+        out = SiteTls{};
+        return;
+    }
+    if (!g.isGroup())
+        return error(g, usage);
+    for (int i = 0; i < g.getLength(); ++i) {
+        std::string name = g[i].getName();
+        if (name != "certificate" && name != "key")
+            error(g[i], "unknown key 'sites.tls." + name + "' (certificate and key are)");
+    }
+    SiteTls tls;
+    for (auto [name, field] : {std::pair{"certificate", &tls.certificate}, {"key", &tls.key}}) {
+        if (!g.exists(name))
+            continue;
+        auto text = string(g[name], std::string("sites.tls.") + name);
+        if (text && text->empty())
+            error(g[name], std::string("sites.tls.") + name + " must not be empty");
+        else if (text)
+            *field = resolve(*text);
+    }
+    if (tls.certificate.empty() || tls.key.empty())
+        return error(g, "sites.tls needs both a certificate and a key");
+    tls.where = where(g);
+    out = tls;
+}
+
+// A TLS listener answers a client without SNI, or with an unknown name,
+// with its default site's certificate: that site must have one.  The
+// default is chosen as the site table chooses it (http/site.hpp): the
+// `default = true` site if it answers on the listener, else the first
+// site that does.
+void Loader::check_tls_listeners()
+{
+    if (!errors_.empty() || listen_at_.size() != config_.listen.size())
+        return;
+    std::vector<Site> sites = effective_sites(config_);
+    for (std::size_t i = 0; i < config_.listen.size(); ++i) {
+        if (!listen_options_of(config_, i).tls)
+            continue;
+        auto answers = [&](const Site& s) {
+            return s.listen.empty() ||
+                   std::find(s.listen.begin(), s.listen.end(), config_.listen[i]) != s.listen.end();
+        };
+        auto chosen = std::find_if(sites.begin(), sites.end(),
+                                   [&](const Site& s) { return s.is_default && answers(s); });
+        if (chosen == sites.end())
+            chosen = std::find_if(sites.begin(), sites.end(), answers);
+        if (chosen == sites.end())
+            chosen = sites.begin();
+        if (!chosen->tls.certificate.empty())
+            continue;
+        std::size_t index = std::size_t(chosen - sites.begin());
+        std::string which = config_.sites.empty()
+                                ? std::string("there are no sites, so the http group is the site")
+                                : "its default site is the one at " + site_at_[index].first + ":" +
+                                      std::to_string(site_at_[index].second);
+        errors_.add(listen_at_[i].first, listen_at_[i].second,
+                    "listen entry " + in_quotes(config_.listen[i]) +
+                        " has tls = true, but " + which +
+                        ", which has no certificate: give it tls = { certificate = \"...\"; "
+                        "key = \"...\"; }");
+    }
 }
 
 std::vector<Site> effective_sites(const Config& config)

@@ -64,6 +64,28 @@ Test(access_log, combined_and_common_lines)
                      "127.0.0.1 - - [21/Nov/2026:04:22:01 +0000] \"GET /x.txt HTTP/1.1\" 200 20\n");
 }
 
+Test(access_log, combined_tls_adds_protocol_cipher_and_resumption)
+{
+    Entry e = entry();
+    std::string plain = access_log::format(e, Format::combined_tls);
+    cr_assert_str_eq(plain.c_str(),
+                     "127.0.0.1 - - [21/Nov/2026:04:22:01 +0000] \"GET /x.txt HTTP/1.1\" 200 20 "
+                     "\"http://example.test/\" \"curl/7.88.1\" - - -\n");
+    e.tls_protocol = "TLSv1.3";
+    e.tls_cipher = "TLS_AES_128_GCM_SHA256";
+    std::string full = access_log::format(e, Format::combined_tls);
+    cr_assert(full.ends_with("\"curl/7.88.1\" TLSv1.3 TLS_AES_128_GCM_SHA256 .\n"), "%s", full.c_str());
+    e.tls_resumed = true;
+    std::string resumed = access_log::format(e, Format::combined_tls);
+    cr_assert(resumed.ends_with(" TLSv1.3 TLS_AES_128_GCM_SHA256 r\n"), "%s", resumed.c_str());
+    std::string json = access_log::format(e, Format::json);
+    cr_assert(json.find(",\"tls_protocol\":\"TLSv1.3\",\"tls_cipher\":\"TLS_AES_128_GCM_SHA256\","
+                        "\"tls_resumed\":true,") != std::string::npos, "%s", json.c_str());
+    // Plain HTTP lines keep the fields they always had.
+    cr_assert(access_log::format(entry(), Format::json).find("tls_") == std::string::npos);
+    cr_assert(access_log::format(e, Format::combined) == access_log::format(entry(), Format::combined));
+}
+
 Test(access_log, empty_fields_are_dashes)
 {
     Entry e = entry();

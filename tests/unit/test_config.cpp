@@ -203,7 +203,9 @@ listen = ( "127.0.0.1:8080",
            { address = "*:8443"; tls = true; },
            { address = "10.0.0.5:9443"; tls = true; proxy_protocol = true;
              proxy_trusted = [ "10.0.0.0/8", "::1" ]; },
-           "127.0.0.1:8081" );)", "t.conf", g_dir);
+           "127.0.0.1:8081" );
+sites = ( { names = [ "t.test" ]; tls = { certificate = "/etc/ssl/t.pem"; key = "/etc/ssl/t.key"; }; } );)",
+                           "t.conf", g_dir);
     cr_assert(c.listen == (std::vector<std::string>{"127.0.0.1:8080", "*:8443", "10.0.0.5:9443",
                                                      "127.0.0.1:8081"}));
     cr_assert(!listen_options_of(c, 0).tls && !listen_options_of(c, 0).proxy_protocol);
@@ -246,7 +248,7 @@ Test(config, log_choices_are_listed)
                    "t.conf:3: log.syslog_facility must be one of daemon, user, local0, local1, "
                    "local2, local3, local4, local5, local6, local7",
                    "t.conf:4: log.access_format must be one of common, combined, "
-                   "combined_timing, json"});
+                   "combined_timing, json, combined_tls"});
     assert_errors("workers = {\n  cpu_scheduling = \"fifo\";\n};\n",
                   {"t.conf:2: workers.cpu_scheduling must be one of other, batch"});
 }

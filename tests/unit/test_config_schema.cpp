@@ -38,6 +38,7 @@ const char* const kCandidates[] = {
     "( { status = [ 404, 410 ]; page = \"/errors/404.html\"; } )",
     "( { path = \"/s/\"; expires = \"1h\"; }, { path = \"= /x\"; return = ( 410 ); } )",
     "( { names = [ \"t.example\" ]; } )",
+    "{ certificate = \"/etc/ssl/t.pem\"; key = \"/etc/ssl/t.key\"; }",
 };
 
 // Where a site or location key is tried: a site (and a location) on the

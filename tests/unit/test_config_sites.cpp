@@ -258,7 +258,7 @@ Test(config_sites, access_formats_and_realms)
                   {"t.conf:2: sites.auth_basic must not hold quotes, backslashes or control "
                    "characters",
                    "t.conf:3: sites.access_format must be one of common, combined, "
-                   "combined_timing, json",
+                   "combined_timing, json, combined_tls",
                    "t.conf:4: sites.cache_control must not hold control characters"});
 }
 

@@ -34,7 +34,7 @@ enum class Kind {
     group,        // workers = { ... }: its keys have this name as their group
     // Read and printed by functions of their own:
     include, listen, unix_mode, access_log, sites, names, site_listen, locations,
-    location_path, headers, error_page, expires, ret, cidrs,
+    location_path, headers, error_page, expires, ret, cidrs, site_tls,
 };
 
 // Where a key may be written.  A key of a site that a location may also set
@@ -60,7 +60,7 @@ struct Slot {
 using Field = std::variant<std::monostate, int*, long*, bool*, std::string*,
                            std::vector<std::string>*, AccessFormat*, std::vector<Cidr>*,
                            Return*, std::vector<ErrorPage>*, Expires*, std::vector<Location>*,
-                           std::vector<Site>*>;
+                           std::vector<Site>*, SiteTls*>;
 
 struct Key {
     std::string_view group;   // "", "workers", "http", "log"; "sites"/"locations" for scoped keys

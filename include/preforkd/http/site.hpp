@@ -169,6 +169,11 @@ public:
     // reading beneath these and nothing else).
     std::vector<std::string> roots() const;
     std::size_t size() const noexcept { return sites_.size(); }
+    // The position of `site` (one of this table's) in the specs it was built from.
+    std::size_t index_of(const VirtualSite& site) const noexcept
+    {
+        return std::size_t(&site - sites_.data());
+    }
 
 private:
     const VirtualSite* first_on(const std::vector<std::size_t>* candidates, int listener) const;

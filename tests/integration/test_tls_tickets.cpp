@@ -1,0 +1,238 @@
+// test_tls_tickets.cpp - session resumption as a client sees it, with
+// `openssl s_client -sess_out` / `-sess_in` ("Reused" or "New" in its
+// output): a ticket resumes on another worker of the pool and after a
+// reload, still resumes one rotation later and no longer two rotations
+// later, and resumes on a second server given the same ticket_key_file.
+// Also a TLS listener behind the PROXY protocol: the header, then the
+// handshake on the same connection.  Certificates are made at test time.
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include <string>
+
+#include "harness.hpp"
+#include "http_helpers.hpp"
+
+using namespace itest;
+using namespace itest::http_suite;
+
+TestSuite(tls_tickets, .init = setup, .fini = cleanup, .timeout = 120);
+
+namespace {
+
+// A self-signed certificate for a.test in `dir` (cert.pem, key.pem).
+void make_certificate(const std::string& dir)
+{
+    RunResult r = run({"/usr/bin/env", "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                       "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", dir + "/key.pem",
+                       "-out", dir + "/cert.pem", "-days", "2", "-subj", "/CN=a.test",
+                       "-addext", "subjectAltName=DNS:a.test"},
+                      dir, 30s);
+    cr_assert(r.status == 0, "openssl req failed: %s", r.err.c_str());
+    ::chmod((dir + "/key.pem").c_str(), 0600);
+}
+
+// One TLS site a.test on one TLS listener (with `listen_options` added to
+// its entry) and `tls_group` as the global tls group.
+Daemon tls_daemon(Options o, const std::string& tls_group, const std::string& listen_options = "")
+{
+    Daemon d = Daemon::prepare(o);
+    make_certificate(d.dir);
+    o.extra += "sites = ( { names = [ \"a.test\" ]; root = \"www\";\n"
+               "  tls = { certificate = \"" + d.path("cert.pem") + "\"; key = \"" +
+               d.path("key.pem") + "\"; }; } );\n"
+               "tls = { " + tls_group + " };\n";
+    std::string text = config_text(o);
+    std::string plain = "listen = ( \"127.0.0.1:0\" );";
+    text.replace(text.find(plain), plain.size(),
+                 "listen = ( { address = \"127.0.0.1:0\"; tls = true; " + listen_options + " } );");
+    d.write_config_text(text);
+    start(d);
+    return d;
+}
+
+struct Session {
+    bool served = false;    // the file came back
+    bool reused = false;    // "Reused," (else "New,")
+    std::string output;
+};
+
+// One HTTPS request with s_client; `flags` are -sess_out FILE or -sess_in FILE.
+Session s_client(const Daemon& d, const std::string& flags)
+{
+    std::string cmd =
+        "printf 'GET /x.txt HTTP/1.1\\r\\nHost: a.test\\r\\nConnection: close\\r\\n\\r\\n' | "
+        "openssl s_client -connect 127.0.0.1:" + std::to_string(d.port) +
+        " -servername a.test -ign_eof " + flags + " 2>&1";
+    RunResult r = run({"/bin/sh", "-c", cmd}, d.dir, 30s);
+    Session s;
+    s.output = r.out + r.err;
+    s.served = s.output.find("hello from preforkd") != std::string::npos;
+    s.reused = s.output.find("\nReused, ") != std::string::npos;
+    return s;
+}
+
+Session first_session(const Daemon& d)
+{
+    Session s = s_client(d, "-sess_out " + d.path("session.pem"));
+    D_ASSERT(d, s.served && !s.reused, "the first connection: %s", s.output.c_str());
+    return s;
+}
+
+Session resume(const Daemon& d)
+{
+    Session s = s_client(d, "-sess_in " + d.path("session.pem"));
+    D_ASSERT(d, s.served, "a resuming connection was not served: %s", s.output.c_str());
+    return s;
+}
+
+}  // namespace
+
+// max_requests = 1: every worker serves one connection and exits, so the
+// second connection is necessarily served by another worker than the first.
+Test(tls_tickets, a_ticket_resumes_on_another_worker_and_after_a_reload) {
+    Daemon d = tls_daemon(Options{.start = 2, .min_spare = 1, .max_spare = 3, .max = 4,
+                                  .max_requests = 1},
+                          "");
+    first_session(d);
+    Session again = resume(d);
+    D_ASSERT(d, again.reused, "not resumed on another worker: %s", again.output.c_str());
+    D_ASSERT(d, d.signal(SIGHUP), "kill -HUP");
+    D_ASSERT(d, d.wait_log("ready: generation 2", 30s).has_value(), "the reload did not finish");
+    Session after = resume(d);
+    D_ASSERT(d, after.reused, "not resumed after a reload: %s", after.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// Rotations are counted in the log ("keys rotated"), before and after each
+// client run; a run that a rotation overlapped says nothing and is done
+// again, so no bound on the machine's speed is assumed.
+Test(tls_tickets, a_ticket_outlives_one_rotation_not_two) {
+    Daemon d = tls_daemon(Options{}, "ticket_rotation = 3;");
+    const std::string rotated = "session tickets: keys rotated";
+    bool seen_one = false, seen_two = false;
+    for (int attempt = 0; attempt < 10 && !(seen_one && seen_two); ++attempt) {
+        std::size_t issued_at = d.count_log(rotated);
+        first_session(d);
+        if (d.count_log(rotated) != issued_at)
+            continue;
+        for (std::size_t age = 1; age <= 2; ++age) {
+            bool waited = wait_until([&] { return d.count_log(rotated) >= issued_at + age; }, 30s);
+            D_ASSERT(d, waited, "no key rotation logged within 30 s of a 3 s period");
+            std::size_t before = d.count_log(rotated);
+            Session s = resume(d);
+            if (before != issued_at + age || d.count_log(rotated) != before)
+                break;   // a rotation overlapped the run: try again
+            if (age == 1) {
+                D_ASSERT(d, s.reused, "one rotation old: not resumed: %s", s.output.c_str());
+                seen_one = true;
+            } else {
+                D_ASSERT(d, !s.reused, "two rotations old: resumed: %s", s.output.c_str());
+                seen_two = true;
+            }
+        }
+    }
+    D_ASSERT(d, seen_one && seen_two, "no run between rotations in 10 attempts (%d, %d)",
+             int(seen_one), int(seen_two));
+    NO_SANITIZER_REPORTS();
+}
+
+// Two servers given the same key file: a ticket from one resumes on the
+// other, as behind a load balancer.
+Test(tls_tickets, servers_sharing_a_key_file_resume_each_others_tickets) {
+    std::string keys_dir = make_tempdir();
+    RunResult r = run({"/bin/sh", "-c", "umask 077; openssl rand 80 > " + keys_dir + "/ticket.key"},
+                      keys_dir);
+    cr_assert(r.status == 0, "openssl rand: %s", r.err.c_str());
+    std::string group = "ticket_key_file = \"" + keys_dir + "/ticket.key\";";
+    Daemon a = tls_daemon(Options{}, group);
+    Daemon b = tls_daemon(Options{}, group);
+    D_ASSERT(a, a.wait_log("1 key(s) from ticket_key_file").has_value(), "the key file was not read");
+    first_session(a);
+    Session s = s_client(b, "-sess_in " + a.path("session.pem"));
+    D_ASSERT(b, s.served && s.reused, "a ticket from the other server: %s", s.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// The key file is read again on every reload: a fleet prepends a new key
+// (old tickets still resume), then drops the old one (they no longer do); a
+// file of the wrong size rejects the reload and the running keys stay.
+Test(tls_tickets, the_key_file_is_read_again_on_reload) {
+    std::string keys_dir = make_tempdir();
+    std::string key_a(80, 'a'), key_b(80, 'b');
+    std::string file = keys_dir + "/ticket.key";
+    write_file(file, key_a, 0600);
+    Daemon d = tls_daemon(Options{}, "ticket_key_file = \"" + file + "\";");
+    first_session(d);
+    auto reload_to = [&](const std::string& keys, const std::string& outcome) {
+        std::size_t before = d.count_log(outcome);
+        write_file(file, keys, 0600);
+        D_ASSERT(d, d.signal(SIGHUP), "kill -HUP");
+        D_ASSERT(d, wait_until([&] { return d.count_log(outcome) > before; }, 30s),
+                 "no '%s' after the reload", outcome.c_str());
+    };
+    reload_to(key_b + key_a, "ready: generation 2");
+    Session s = resume(d);
+    D_ASSERT(d, s.reused, "the old key, second in the file, no longer decrypts: %s", s.output.c_str());
+    reload_to(std::string(81, 'x'), "reload failed");
+    s = resume(d);
+    D_ASSERT(d, s.reused, "a rejected key file changed the keys: %s", s.output.c_str());
+    reload_to(key_b, "ready: generation 3");
+    s = resume(d);
+    D_ASSERT(d, !s.reused, "a ticket of a key no longer in the file resumed: %s", s.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// A key file of the wrong size stops the start with its path and size.
+Test(tls_tickets, a_key_file_of_the_wrong_size_is_refused) {
+    Daemon d = Daemon::prepare();
+    write_file(d.path("ticket.key"), std::string(81, 'k'), 0600);
+    Options o;
+    o.extra = "tls = { ticket_key_file = \"" + d.path("ticket.key") + "\"; };\n";
+    d.write_config(o);
+    RunResult r = run({daemon_binary(), "-t", "-c", d.conf}, d.dir);
+    D_ASSERT(d, r.status != 0, "-t accepted an 81-byte key file");
+    D_ASSERT(d, r.err.find(d.path("ticket.key")) != std::string::npos &&
+                    r.err.find("81 bytes") != std::string::npos,
+             "-t did not name the file and its size: %s", r.err.c_str());
+}
+
+// PROXY v1, then TLS on the same connection (what a TCP load balancer in
+// front of a TLS listener does); the access log has the carried address.
+Test(tls_tickets, a_tls_listener_behind_the_proxy_protocol) {
+    Daemon d = tls_daemon(Options{}, "", "proxy_protocol = true;");
+    int fd = connect_tcp(d.port);
+    D_ASSERT(d, fd >= 0, "connect failed");
+    D_ASSERT(d, send_all(fd, "PROXY TCP4 198.51.100.23 127.0.0.1 40000 443\r\n"), "send failed");
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "a.test");
+    D_ASSERT(d, SSL_connect(ssl) == 1, "handshake after the PROXY header failed: %lu",
+             ERR_get_error());
+    std::string req = "GET /x.txt?behind HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n";
+    D_ASSERT(d, SSL_write(ssl, req.data(), int(req.size())) == int(req.size()), "SSL_write");
+    std::string got;
+    char buf[4096];
+    for (int n; (n = SSL_read(ssl, buf, sizeof buf)) > 0;)
+        got.append(buf, std::size_t(n));
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+    D_ASSERT(d, got.rfind("HTTP/1.1 200", 0) == 0 && got.find("hello from preforkd") != std::string::npos,
+             "response: %s", got.c_str());
+    std::string line;
+    wait_until([&] {
+        for (const std::string& l : lines_of(read_file(d.path("access.log"))))
+            if (l.find("/x.txt?behind") != std::string::npos)
+                return !(line = l).empty();
+        return false;
+    });
+    D_ASSERT(d, line.rfind("198.51.100.23 ", 0) == 0, "access log line: '%s'", line.c_str());
+    NO_SANITIZER_REPORTS();
+}
