@@ -301,6 +301,9 @@ Ctx Site::make_context(const config::Tls& s, bool ktls)
     }
     SSL_CTX_set_min_proto_version(ctx.get(), lo);
     SSL_CTX_set_max_proto_version(ctx.get(), hi);
+    // Session tickets: OpenSSL makes this context's ticket keys here, in
+    // the master, so every worker forked for the generation shares them;
+    // keys that outlive a reload and rotate are tickets.cpp's to attach.
     long options = SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
                    SSL_OP_IGNORE_UNEXPECTED_EOF;
     if (!s.session_tickets)
@@ -332,9 +335,16 @@ Ctx Site::make_context(const config::Tls& s, bool ktls)
 // Both build() and check(): every site with a certificate, in site order.
 std::vector<Ctx> run(const config::Config& config, std::time_t now, Report& report, bool ktls)
 {
+    std::vector<config::Site> sites = config::effective_sites(config);
+    bool any = std::any_of(sites.begin(), sites.end(),
+                           [](const config::Site& s) { return !s.tls.certificate.empty(); });
+    // A server without certificates never loads OpenSSL's tables: its
+    // master and workers stay as small as before TLS existed.
+    if (!any)
+        return std::vector<Ctx>(sites.size());
     init();
     std::vector<Ctx> made;
-    for (const config::Site& s : config::effective_sites(config)) {
+    for (const config::Site& s : sites) {
         made.emplace_back();
         if (s.tls.certificate.empty())
             continue;
