@@ -10,10 +10,17 @@
 // bounded by a deadline of a fraction of a second, after which the client is
 // dropped.
 //
+// The status has one source, snapshot_of(): a walk over the scoreboard's
+// slots and the facts the master publishes there.  The master renders it
+// for this socket; a worker renders it for a status location
+// (http/status.hpp), as text, JSON or mod_status's `?auto` report, so the
+// three views can never disagree about what a field means.
+//
 // Rejected: a signal plus a file for the verdict (PIDFILE.reload), which
 // this replaced: two round trips through the file system, and nothing for
-// status; an HTTP endpoint on the public listeners for `-s status`, which
-// would need access rules to keep the scoreboard private.
+// status; serving `-s status` itself over HTTP on the public listeners,
+// which would need access rules to keep the scoreboard private (a status
+// location is opt-in, and limited by its allow/deny lists).
 #include "preforkd/control.hpp"
 
 #include <algorithm>
@@ -27,6 +34,10 @@
 #include <unistd.h>
 
 #include "preforkd/scoreboard.hpp"
+
+#ifndef PREFORKD_VERSION
+#define PREFORKD_VERSION "0.0.0"
+#endif
 
 namespace preforkd::control {
 namespace {
@@ -91,6 +102,63 @@ std::string worker_line(const WorkerRow& w)
                   (unsigned long long)w.requests, (unsigned long long)w.bytes, w.sandbox.c_str(),
                   w.client.empty() ? "-" : w.client.c_str());
     return buf + (w.request.empty() ? std::string("-") : w.request) + "\n";
+}
+
+// mod_status's one-letter states (its "Scoreboard Key").
+char state_letter(const std::string& state)
+{
+    static constexpr std::pair<std::string_view, char> kLetters[] = {
+        {"starting", 'S'}, {"idle", '_'},      {"reading", 'R'},
+        {"writing", 'W'},  {"keepalive", 'K'}, {"draining", 'G'},
+    };
+    for (const auto& [name, letter] : kLetters)
+        if (state == name)
+            return letter;
+    return '?';
+}
+
+// "%g" as mod_status prints its rates.
+std::string general(double value)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", value);
+    return buf;
+}
+
+// The row of the live slot `i`, read field by field (each an atomic, the
+// texts advisory), at CLOCK_MONOTONIC `now`.
+WorkerRow row_of(const scoreboard::Slot& slot, int i, std::int64_t now)
+{
+    using std::memory_order_relaxed;
+    WorkerRow row;
+    row.slot = i;
+    row.pid = slot.pid.load(memory_order_relaxed);
+    row.generation = slot.generation.load(memory_order_relaxed);
+    row.state = scoreboard::state_name(slot.state.load(memory_order_relaxed));
+    row.seconds = std::max<std::int64_t>(0, now - slot.state_since_ms.load(memory_order_relaxed)) / 1000;
+    row.requests = slot.requests.load(memory_order_relaxed);
+    row.bytes = slot.bytes.load(memory_order_relaxed);
+    row.client = scoreboard::text_of(slot.client);
+    row.request = scoreboard::text_of(slot.request);
+    std::uint8_t confined = slot.sandboxed.load(memory_order_relaxed);
+    bool seccomp = confined & scoreboard::kSeccomp, landlock = confined & scoreboard::kLandlock;
+    row.sandbox = seccomp && landlock ? "seccomp+landlock"
+                  : seccomp           ? "seccomp"
+                  : landlock          ? "landlock"
+                                      : "none";
+    return row;
+}
+
+// Older generations that still have a worker, oldest first.
+std::vector<std::uint32_t> older_generations(const Snapshot& s)
+{
+    std::vector<std::uint32_t> out;
+    for (const WorkerRow& w : s.workers)
+        if (w.generation < s.generation &&
+            std::find(out.begin(), out.end(), w.generation) == out.end())
+            out.push_back(w.generation);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace
@@ -193,6 +261,83 @@ std::string render_json(const Snapshot& s)
                ",\"request\":" + json_string(w.request) + "}";
     }
     return out + "]}\n";
+}
+
+// mod_status's short report (`?auto`) as Apache 2.4 writes it, in its order
+// and with its names, so that the Munin, Nagios, collectd and other plugins
+// written for it read it unchanged.  Given: ServerVersion, ServerMPM,
+// ParentServerConfigGeneration, ServerUptimeSeconds, Total Accesses, Total
+// kBytes, Uptime, ReqPerSec, BytesPerSec, BytesPerReq (the rates left out
+// when their divisor is 0, as Apache does), BusyWorkers, IdleWorkers and
+// Scoreboard (a letter per slot, up to workers.max or the last live slot).
+// Left out, as nothing here measures them: the host name line, the times,
+// Load*, CPU*, Total Duration, DurationPerReq and the event MPM's
+// connection counts.  The totals are those of the live workers, as in
+// `-s status`, so they fall when a worker is recycled: plugins that take
+// rates (DERIVE with a minimum of 0, as Munin's do) drop that one sample.
+// BusyWorkers and IdleWorkers count as totals() does (starting is idle).
+std::string render_auto(const Snapshot& s)
+{
+    Totals t = totals(s);
+    std::string out = "ServerVersion: preforkd/" + s.version + "\nServerMPM: prefork\n";
+    out += "ParentServerConfigGeneration: " + std::to_string(s.generation) + "\n";
+    out += "ServerUptimeSeconds: " + std::to_string(s.uptime) + "\n";
+    out += "Total Accesses: " + std::to_string(t.requests) + "\n";
+    out += "Total kBytes: " + std::to_string(t.bytes / 1024) + "\n";
+    out += "Uptime: " + std::to_string(s.uptime) + "\n";
+    if (s.uptime > 0) {
+        out += "ReqPerSec: " + general(double(t.requests) / double(s.uptime)) + "\n";
+        out += "BytesPerSec: " + general(double(t.bytes) / double(s.uptime)) + "\n";
+    }
+    if (t.requests > 0)
+        out += "BytesPerReq: " + general(double(t.bytes) / double(t.requests)) + "\n";
+    out += "BusyWorkers: " + std::to_string(t.busy) + "\nIdleWorkers: " + std::to_string(t.idle) + "\n";
+    std::size_t slots = std::size_t(std::max(s.max, 0));
+    for (const WorkerRow& w : s.workers)
+        slots = std::max(slots, std::size_t(w.slot) + 1);
+    std::string board(slots, '.');
+    for (const WorkerRow& w : s.workers)
+        board[std::size_t(w.slot)] = state_letter(w.state);
+    return out + "Scoreboard: " + board + "\n";
+}
+
+Snapshot snapshot_of(const scoreboard::Board& board, std::int64_t now_ms)
+{
+    using std::memory_order_relaxed;
+    const scoreboard::Facts& m = board.master;
+    Snapshot s;
+    s.version = PREFORKD_VERSION;
+    s.master = m.pid.load(memory_order_relaxed);
+    s.config_file = scoreboard::text_of(m.config_file);
+    s.config_loaded = m.config_loaded_at.load(memory_order_relaxed);
+    s.started = m.started_at.load(memory_order_relaxed);
+    std::int64_t started_ms = m.started_ms.load(memory_order_relaxed);
+    s.uptime = started_ms ? std::max<std::int64_t>(0, now_ms - started_ms) / 1000 : 0;
+    s.generation = m.generation.load(memory_order_relaxed);
+    s.paused = m.paused.load(memory_order_relaxed);
+    s.stopping = m.stopping.load(memory_order_relaxed);
+    s.floor = m.floor.load(memory_order_relaxed);
+    s.floor_configured = m.floor_configured.load(memory_order_relaxed);
+    s.max = m.max.load(memory_order_relaxed);
+    s.parking = m.parking.load(memory_order_relaxed);
+    s.parked = board.parked.load(memory_order_relaxed);
+    for (int i = 0; i < config::kMaxWorkers; ++i)
+        if (board.slots[i].pid.load(memory_order_relaxed) != 0)
+            s.workers.push_back(row_of(board.slots[i], i, now_ms));
+    s.draining = older_generations(s);
+    return s;
+}
+
+std::string render_page(const scoreboard::Board& board, http::StatusFormat format)
+{
+    Snapshot s = snapshot_of(board, scoreboard::now_ms());
+    switch (format) {
+    case http::StatusFormat::json: return render_json(s);
+    case http::StatusFormat::automatic: return render_auto(s);
+    case http::StatusFormat::off:
+    case http::StatusFormat::text: break;
+    }
+    return render_text(s);
 }
 
 std::string summary(const Snapshot& s)

@@ -709,6 +709,7 @@ void Master::kill_overdue_workers()
 
 void Master::report_progress()
 {
+    publish_status();
     board_->idle_workers.store(accepting_workers(), std::memory_order_relaxed);
     board_->spare_target.store(limits().min_spare, std::memory_order_relaxed);
     int up = workers_up(generation_);

@@ -9,8 +9,11 @@
 // says nothing costs the loop half a second, not its liveness.
 //
 // The status is a snapshot of the scoreboard and of what the master alone
-// knows (generations draining, the floor TTIN/TTOU moved, SIGWINCH); the
-// rendering is control.cpp's, where it is tested without a daemon.
+// knows (generations draining, the floor TTIN/TTOU moved, SIGWINCH), which
+// publish_status() copies into the scoreboard on every pass of the loop so
+// that a worker's HTTP status page shows the same; the walk over the slots
+// and the rendering are control.cpp's, where they are tested without a
+// daemon.
 #include <algorithm>
 #include <cstring>
 #include <ctime>
@@ -19,21 +22,7 @@
 #include "preforkd/log.hpp"
 #include "preforkd/master.hpp"
 
-#ifndef PREFORKD_VERSION
-#define PREFORKD_VERSION "0.0.0"
-#endif
-
 namespace preforkd::master {
-namespace {
-
-// A field another process writes: never trust its terminating NUL.
-std::string text_of(const char* field, std::size_t size)
-{
-    return std::string(field, ::strnlen(field, size));
-}
-
-}  // namespace
-
 // A control socket that cannot be bound fails the start, like a listener:
 // -s reload and -s status would otherwise fail later, far from the cause.
 void Master::open_control()
@@ -88,47 +77,36 @@ std::string Master::control_reload()
     return (last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n";
 }
 
+// What only the master knows, for the status pages workers serve.  Called
+// on every pass of the loop and before each snapshot; cheap: a few stores,
+// and the configuration file's name copied only when it changed.
+void Master::publish_status() const
+{
+    using std::memory_order_relaxed;
+    scoreboard::Facts& m = board_->master;
+    if (m.pid.load(memory_order_relaxed) == 0)
+        m.pid.store(::getpid(), memory_order_relaxed);
+    m.started_ms.store(started_ms_, memory_order_relaxed);
+    m.started_at.store(started_at_, memory_order_relaxed);
+    m.config_loaded_at.store(config_loaded_at_, memory_order_relaxed);
+    m.generation.store(generation_, memory_order_relaxed);
+    m.floor.store(limits().floor, memory_order_relaxed);
+    m.floor_configured.store(std::min(config_.workers.start, config_.workers.max), memory_order_relaxed);
+    m.max.store(config_.workers.max, memory_order_relaxed);
+    m.paused.store(paused_, memory_order_relaxed);
+    m.stopping.store(phase_ != Phase::running, memory_order_relaxed);
+    m.parking.store(parker_pid_ != 0 || config_.http.parking, memory_order_relaxed);
+    if (scoreboard::text_of(m.config_file) != options_.config_file)
+        scoreboard::set_text(m.config_file, options_.config_file);
+}
+
+// The scoreboard as every status page sees it, with the master's exact
+// list of draining generations in place of the one read from the slots.
 control::Snapshot Master::snapshot() const
 {
-    control::Snapshot s;
-    std::int64_t now = scoreboard::now_ms();
-    s.version = PREFORKD_VERSION;
-    s.master = ::getpid();
-    s.config_file = options_.config_file;
-    s.config_loaded = config_loaded_at_;
-    s.started = started_at_;
-    s.uptime = (now - started_ms_) / 1000;
-    s.generation = generation_;
+    publish_status();
+    control::Snapshot s = control::snapshot_of(*board_, scoreboard::now_ms());
     s.draining = draining_;
-    s.paused = paused_;
-    s.stopping = phase_ != Phase::running;
-    s.floor = limits().floor;
-    s.floor_configured = std::min(config_.workers.start, config_.workers.max);
-    s.max = config_.workers.max;
-    s.parking = parker_pid_ != 0 || config_.http.parking;
-    s.parked = board_->parked.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < workers_.size(); ++i) {
-        const WorkerInfo& w = workers_[i];
-        if (!w.pid)
-            continue;
-        const scoreboard::Slot& slot = board_->slots[i];
-        control::WorkerRow row;
-        row.pid = w.pid;
-        row.generation = w.generation;
-        row.state = scoreboard::state_name(slot.state.load(std::memory_order_relaxed));
-        row.seconds = std::max<std::int64_t>(0, now - slot.state_since_ms.load()) / 1000;
-        row.requests = slot.requests.load(std::memory_order_relaxed);
-        row.bytes = slot.bytes.load(std::memory_order_relaxed);
-        row.client = text_of(slot.client, sizeof slot.client);
-        row.request = text_of(slot.request, sizeof slot.request);
-        std::uint8_t confined = slot.sandboxed.load(std::memory_order_relaxed);
-        bool seccomp = confined & scoreboard::kSeccomp, landlock = confined & scoreboard::kLandlock;
-        row.sandbox = seccomp && landlock ? "seccomp+landlock"
-                      : seccomp           ? "seccomp"
-                      : landlock          ? "landlock"
-                                          : "none";
-        s.workers.push_back(std::move(row));
-    }
     return s;
 }
 

@@ -65,11 +65,4 @@ void progress(Slot& slot) noexcept
     slot.progress_ms.store(now_ms(), std::memory_order_relaxed);
 }
 
-void set_text(char (&field)[160], std::string_view text) noexcept
-{
-    std::size_t n = std::min(text.size(), sizeof field - 1);
-    std::memcpy(field, text.data(), n);
-    field[n] = '\0';
-}
-
 }  // namespace preforkd::scoreboard

@@ -141,6 +141,8 @@ http::RuleSpec Builder::rules(const config::Rules& r, bool location)
     for (const config::ErrorPage& e : r.error_pages)
         pages.push_back({e.status, e.page});
     spec.error_pages = pages;
+    if (location)
+        spec.status = http::status_format(r.status).value_or(http::StatusFormat::off);
     return spec;
 }
 

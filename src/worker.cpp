@@ -28,6 +28,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "preforkd/control.hpp"
 #include "preforkd/handoff.hpp"
 #include "preforkd/handshake.hpp"
 #include "preforkd/log.hpp"
@@ -412,6 +413,8 @@ connection::Env Worker::make_env(int listener, const sockaddr_storage& peer)
     env.on_wait = [this] { flush_log_if_due(); };
     if (c_.park >= 0)
         env.park = [this](int fd, handoff::Parcel& p) { return park(fd, p); };
+    // A status location reads the shared scoreboard: memory, no system call.
+    env.status = [board = c_.board](http::StatusFormat f) { return control::render_page(*board, f); };
     return env;
 }
 

@@ -169,6 +169,7 @@ struct Rules {
     std::vector<Cidr> deny;
     std::string auth_basic;                 // realm; "" = no authentication
     std::string auth_basic_file;            // absolute path, read by the master
+    std::string status = "off";             // location only: "text", "json", "auto"
 
     bool operator==(const Rules&) const = default;
 };

@@ -17,6 +17,7 @@
 #include "preforkd/http/access.hpp"
 #include "preforkd/http/request.hpp"
 #include "preforkd/http/site.hpp"
+#include "preforkd/http/status.hpp"
 #include "preforkd/scoreboard.hpp"
 
 namespace preforkd::tls {
@@ -69,6 +70,9 @@ struct Env {
     // I/O goes through it, the scheme is https, a request whose Host names
     // another site than its SNI did gets 421, and it is never parked.
     tls::Stream* tls = nullptr;
+    // Renders the body of a status location (http/status.hpp); unset,
+    // such a location answers 503.
+    http::StatusSource status;
 };
 
 struct Served {

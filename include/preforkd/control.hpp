@@ -10,8 +10,9 @@
 //                 the master has applied or rejected the configuration
 //
 // Anything else is answered "error: ...".  The protocol and the rendering
-// are pure functions (bytes in, text out) over a Snapshot the master fills
-// from its scoreboard, so that tests need no daemon; the socket calls are
+// are pure functions (bytes in, text out) over a Snapshot read from the
+// scoreboard (snapshot_of, which a worker's status page uses too), so that
+// tests need no daemon; the socket calls are
 // the only part that touches the system.  The master's side never blocks:
 // the listening socket and each accepted one are non-blocking, and a client
 // gets a bounded time to send its line and to take its answer.
@@ -26,6 +27,8 @@
 
 #include "preforkd/config.hpp"
 #include "preforkd/fd.hpp"
+#include "preforkd/http/status.hpp"
+#include "preforkd/scoreboard.hpp"
 
 namespace preforkd::control {
 
@@ -44,6 +47,7 @@ inline constexpr std::size_t kMaxLine = 256;
 // ---- status ---------------------------------------------------------------------
 
 struct WorkerRow {
+    int slot = 0;                 // its scoreboard slot
     pid_t pid = 0;
     std::uint32_t generation = 0;
     std::string state;            // scoreboard::state_name(), or "retiring"
@@ -86,9 +90,22 @@ Totals totals(const Snapshot& s);
 std::string render_text(const Snapshot& s);
 // `preforkd -s status --json`: one object, newline-terminated.
 std::string render_json(const Snapshot& s);
+// mod_status's machine format (`?auto`), for the monitoring plugins
+// written for it; control.cpp lists the fields given.
+std::string render_auto(const Snapshot& s);
 // One line for systemd's STATUS=: generation, workers, floor, draining,
 // parked connections.
 std::string summary(const Snapshot& s);
+
+// The scoreboard as a Snapshot at CLOCK_MONOTONIC `now_ms`: every live
+// slot, and the master's facts (scoreboard::Facts) as it last published
+// them; `draining` is every older generation that still has a worker.  The
+// master's own snapshot and a worker's status page both start here.
+Snapshot snapshot_of(const scoreboard::Board& board, std::int64_t now_ms);
+
+// The status page a worker serves (http/status.hpp): the scoreboard now,
+// rendered as `format` asks (text, json or auto).
+std::string render_page(const scoreboard::Board& board, http::StatusFormat format);
 
 // `text` as a JSON string, quotes included.
 std::string json_string(std::string_view text);

@@ -132,6 +132,7 @@ private:
     std::string control_answer(const std::string& line);
     std::string control_reload();
     control::Snapshot snapshot() const;
+    void publish_status() const;
 
     config::Config config_;
     cli::Options options_;

@@ -3,12 +3,16 @@
 // Created by the master before the first fork (MAP_SHARED|MAP_ANONYMOUS) and
 // never resized: it has a slot for the largest pool the configuration allows.
 // A worker writes only its own slot; the master reads them all and decides
-// everything about the pool from them.  Fields are atomics so the master
+// everything about the pool from them (a worker serving a status page reads
+// them too, and writes nothing for it).  Fields are atomics so the master
 // never reads a torn counter; the request text is advisory (for logs).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <string_view>
 #include <sys/types.h>
 
@@ -51,6 +55,25 @@ struct Slot {
 inline constexpr std::uint8_t kSeccomp = 1;
 inline constexpr std::uint8_t kLandlock = 2;
 
+// What the master alone knows about the pool, published on every pass of
+// its loop (Master::publish_status) so that a worker serving a status page
+// (control::snapshot_of) shows what `preforkd -s status` shows.  Zero until
+// the first pass.
+struct Facts {
+    std::atomic<pid_t> pid;
+    std::atomic<std::int64_t> started_ms;         // CLOCK_MONOTONIC the master started
+    std::atomic<std::int64_t> started_at;         // the same as Unix time
+    std::atomic<std::int64_t> config_loaded_at;   // Unix time of the last (re)load
+    std::atomic<std::uint32_t> generation;        // the current one
+    std::atomic<int> floor;                       // the pool's floor in force
+    std::atomic<int> floor_configured;            // workers.start
+    std::atomic<int> max;                         // workers.max
+    std::atomic<bool> paused;                     // SIGWINCH stopped the workers
+    std::atomic<bool> stopping;                   // a stop is under way
+    std::atomic<bool> parking;                    // a parker runs
+    char config_file[256];                        // written before the first fork
+};
+
 struct Board {
     std::atomic<std::uint32_t> log_epoch;    // bumped when logs are reopened
     // Published by the master on every pass of its loop, read by workers
@@ -69,6 +92,7 @@ struct Board {
     // Set by the first worker that found a sandbox mechanism missing, so
     // the pool says it once.
     std::atomic<bool> sandbox_gap_said;
+    Facts master;
 };
 
 // Maps a zeroed board shared with every future child.  Throws on failure.
@@ -83,6 +107,19 @@ void clear_status(Slot& slot) noexcept;
 // Worker side: its own slot.  set_state() notes when the state changed.
 void set_state(Slot& slot, State state) noexcept;
 void progress(Slot& slot) noexcept;
-void set_text(char (&field)[160], std::string_view text) noexcept;
+// Copies `text` into a text field, cut to fit and NUL-terminated.
+template <std::size_t N>
+void set_text(char (&field)[N], std::string_view text) noexcept
+{
+    std::size_t n = std::min(text.size(), N - 1);
+    std::memcpy(field, text.data(), n);
+    field[n] = '\0';
+}
+// A text field another process writes: its terminating NUL is not trusted.
+template <std::size_t N>
+std::string text_of(const char (&field)[N])
+{
+    return std::string(field, ::strnlen(field, N));
+}
 
 }  // namespace preforkd::scoreboard

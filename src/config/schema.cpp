@@ -34,6 +34,9 @@ constexpr Named kFacilities[] = {{"daemon", LOG_DAEMON}, {"user", LOG_USER},
                                  {"local4", LOG_LOCAL4}, {"local5", LOG_LOCAL5},
                                  {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7}};
 constexpr Named kPolicies[] = {{"other", SCHED_OTHER}, {"batch", SCHED_BATCH}};
+// The values of a location's status: the Named value is unused, the
+// string is kept (http::status_format reads it).
+constexpr Named kStatusPages[] = {{"off", 0}, {"text", 1}, {"json", 2}, {"auto", 3}};
 constexpr Named kFormats[] = {{"common", int(AccessFormat::common)},
                               {"combined", int(AccessFormat::combined)},
                               {"combined_timing", int(AccessFormat::combined_timing)},
@@ -263,6 +266,9 @@ constexpr Key kKeys[] = {
      .doc = "\"/prefix/\" or \"= /exact\""},
     {.group = "locations", .name = "alias", .kind = Kind::path, .scope = location,
      .field = IN_RULES(alias), .allow_empty = true, .doc = "directory the path maps to"},
+    {.group = "locations", .name = "status", .kind = Kind::choice, .scope = location,
+     .choices = kStatusPages, .field = IN_RULES(status),
+     .doc = "answer with the pool's status: text, json, auto"},
 };
 
 #undef IN_CONFIG

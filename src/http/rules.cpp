@@ -253,6 +253,10 @@ Response answer(const Request& req, const Visit& v)
     const Policy& p = site.locate(uri);
     if (std::optional<Response> early = gate(req, v, p, uri))
         return decorate(req, v, p, std::move(*early));
+    if (p.status != StatusFormat::off) {
+        Exchange x{p.files, req.version_minor, closing(req, v), req.method == "HEAD"};
+        return decorate(req, v, p, status_response(x, req, p.status, v.status));
+    }
     Response r = p.alias_prefix.empty() ? respond(req, p.files, v.close, v.body, &uri)
                                         : serve_alias(req, v, p, uri, v.close);
     if (r.status == 404 && r.refusal.empty() && climbs_above_root(*decoded))

@@ -133,6 +133,7 @@ struct Compiler {
                     p.error_pages.emplace_back(s, e.page);
                 }
             }
+        if (const auto& f = pick(site.rules.status, loc ? &loc->status : nullptr)) p.status = *f;
         return p;
     }
 
@@ -184,7 +185,8 @@ bool valid_header_line(std::string_view line, std::string& why)
 bool Policy::plain() const noexcept
 {
     return headers.empty() && cache_control.empty() && !expires && ret.status == 0 &&
-           access.empty() && !auth && error_pages.empty() && alias_prefix.empty();
+           access.empty() && !auth && error_pages.empty() && alias_prefix.empty() &&
+           status == StatusFormat::off;
 }
 
 const Policy& VirtualSite::locate(std::string_view path) const

@@ -286,3 +286,18 @@ Test(config_sites, check_environment_looks_at_every_root_and_password_file_once)
                 joined({"sites.root \"" + g_dir + "/missing\": No such file or directory",
                         "sites.auth_basic_file \"" + g_dir + "/pw\": No such file or directory"}));
 }
+
+Test(config_sites, a_location_may_be_a_status_page)
+{
+    Config c = load("sites = ( { locations = (\n"
+                    "  { path = \"= /server-status\"; status = \"auto\"; allow = [ \"127.0.0.1\" ]; },\n"
+                    "  { path = \"/files/\"; } ); } );");
+    assert_text(c.sites[0].locations[0].rules.status, "auto");
+    assert_text(c.sites[0].locations[1].rules.status, "off");
+    assert_contains(dump(c), "status = \"auto\";");
+    cr_assert(load_string(dump(c), "dump", "/") == c, "-T output loads back equal");
+    assert_errors("sites = ( { locations = (\n  { path = \"/s\";\n    status = \"html\"; } ); },\n"
+                  "  { status = \"text\"; } );\n",
+                  {"t.conf:3: locations.status must be one of off, text, json, auto",
+                   "t.conf:4: unknown key 'sites.status' (did you mean 'locations.status'?)"});
+}

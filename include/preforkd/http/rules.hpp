@@ -3,7 +3,7 @@
 // answer() is the request path between the parser and the static-file
 // responder: it finds the location, applies the rules in nginx's order
 // (return, hidden segments, allow/deny, Basic auth), lets respond() serve
-// the file, then decorates the answer (error page, the site's headers,
+// the file (or status_response() the status page), then decorates the answer (error page, the site's headers,
 // Cache-Control and Expires).  A location with no rules besides the
 // default hidden-segment check costs one scan of the raw path.
 #pragma once
@@ -15,6 +15,7 @@
 #include "preforkd/http/request.hpp"
 #include "preforkd/http/site.hpp"
 #include "preforkd/http/static_file.hpp"
+#include "preforkd/http/status.hpp"
 
 namespace preforkd::http {
 
@@ -25,6 +26,9 @@ struct Visit {
     bool close = false;                 // as for respond()
     UnreadBody body = UnreadBody::close_connection;
     std::string_view scheme = "http";
+    // Renders a status location's body (status.hpp); unset: such a
+    // location answers 503.
+    const StatusSource* status = nullptr;
 };
 
 // The response for `request` on `visit.site`.  A refusal (401, 403, 404

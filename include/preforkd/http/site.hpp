@@ -28,6 +28,7 @@
 #include "preforkd/http/access.hpp"
 #include "preforkd/http/auth.hpp"
 #include "preforkd/http/static_file.hpp"
+#include "preforkd/http/status.hpp"
 
 namespace preforkd::http {
 
@@ -69,6 +70,7 @@ struct RuleSpec {
     std::optional<std::vector<AccessRule>> access;   // allow and deny, first match wins
     std::optional<BasicAuth> auth;                   // empty realm: none, over the site's
     std::optional<std::vector<ErrorPage>> error_pages;
+    std::optional<StatusFormat> status;              // the status page instead of files
 };
 
 struct LocationSpec {
@@ -102,6 +104,7 @@ struct Policy {
     std::vector<AccessRule> access;
     std::shared_ptr<const BasicAuth> auth;
     std::vector<std::pair<int, std::string>> error_pages;   // status -> page
+    StatusFormat status = StatusFormat::off;   // not off: answers with the pool's status
     // Nothing but the hidden-segment check to do: the fast path.
     bool plain() const noexcept;
 };
