@@ -709,8 +709,8 @@ bool serve_one(Conn& c)
         fail(c, 421, started, &req);
         return false;
     }
-    http::Visit visit{site, c.env.client, close, http::UnreadBody::discard,
-                      c.env.tls ? "https" : "http"};
+    http::Visit visit{site, c.env.client, close, http::UnreadBody::discard};
+    visit.scheme = c.env.tls ? "https" : "http";
     visit.status = &c.env.status;
     http::Response resp = http::answer(req, visit);
     if (!resp.refusal.empty())

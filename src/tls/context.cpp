@@ -335,9 +335,16 @@ Ctx Site::make_context(const config::Tls& s, bool ktls)
 // Both build() and check(): every site with a certificate, in site order.
 std::vector<Ctx> run(const config::Config& config, std::time_t now, Report& report, bool ktls)
 {
+    std::vector<config::Site> sites = config::effective_sites(config);
+    bool any = std::any_of(sites.begin(), sites.end(),
+                           [](const config::Site& s) { return !s.tls.certificate.empty(); });
+    // A server without certificates never loads OpenSSL's tables: its
+    // master and workers stay as small as before TLS existed.
+    if (!any)
+        return std::vector<Ctx>(sites.size());
     init();
     std::vector<Ctx> made;
-    for (const config::Site& s : config::effective_sites(config)) {
+    for (const config::Site& s : sites) {
         made.emplace_back();
         if (s.tls.certificate.empty())
             continue;
