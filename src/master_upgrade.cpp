@@ -100,6 +100,7 @@ upgrade::Handover Master::handover() const
     h.queues[2] = queues_.ready_parker.get();
     h.queues[3] = queues_.ready_worker.get();
     h.parker = parker_pid_;
+    h.tickets = tls::tickets::memfd();
     h.generation = generation_;
     h.started_at = started_at_;
     h.started_ms = started_ms_;
@@ -123,6 +124,16 @@ void Master::start_adopted(const upgrade::Handover& h)
                 " in place (pid " + std::to_string(::getpid()) + ")");
     signals::install_master(wait_mask_);
     take_descriptors(h);
+    // The keys every worker encrypts tickets with carry over, so a client
+    // resumes across the upgrade as across a reload.
+    if (h.tickets >= 0) {
+        try {
+            tls::tickets::adopt(h.tickets);
+        } catch (const std::exception& e) {
+            log::warning(std::string("upgrade: new session-ticket keys: ") + e.what());
+        }
+    }
+    tls::tickets::start(serving_.config.tls);
     serving_ = build_serving(std::move(serving_.config));
     listeners_.open(serving_.config);
     tune_listeners();

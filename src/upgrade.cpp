@@ -135,6 +135,8 @@ bool apply(std::string_view key, const std::vector<std::string_view>& v, Handove
         return parse_listener(v, h.control);
     if (key == "client")
         return one(h.client);
+    if (key == "tickets")
+        return one(h.tickets);
     if (key == "previous")
         return one(h.previous);
     if (key == "parker")
@@ -208,6 +210,7 @@ std::string encode(const Handover& h)
                       std::to_string(h.queues[0]) + "," + std::to_string(h.queues[1]) + "," +
                       std::to_string(h.queues[2]) + "," + std::to_string(h.queues[3]) +
                       " parker=" + std::to_string(h.parker) +
+                      " tickets=" + std::to_string(h.tickets) +
                       " generation=" + std::to_string(h.generation) + " started=" +
                       std::to_string(h.started_at) + "," + std::to_string(h.started_ms);
     for (const Listener& l : h.listeners)
@@ -247,7 +250,7 @@ std::optional<Handover> decode(std::string_view text, std::string& error)
 std::vector<int> descriptors(const Handover& h)
 {
     std::vector<int> fds = {h.board, h.control.fd, h.client, h.pid_file, h.previous,
-                            h.queues[0], h.queues[1], h.queues[2], h.queues[3]};
+                            h.queues[0], h.queues[1], h.queues[2], h.queues[3], h.tickets};
     for (const Listener& l : h.listeners)
         fds.push_back(l.fd);
     for (const Worker& w : h.workers)

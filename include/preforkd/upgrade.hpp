@@ -72,6 +72,7 @@ struct Handover {
     std::string pid_path;
     int previous = -1;                // the sender's own image
     int queues[4] = {-1, -1, -1, -1}; // parker::Queues, in declaration order
+    int tickets = -1;                 // the session-ticket keys' memfd, -1 if none
     pid_t parker = 0;
     // Forward: the receiver starts generation + 1 and retires the rest.
     // Rollback: the receiver keeps `generation` as its own.

@@ -109,6 +109,23 @@ Test(tls_tickets, a_ticket_resumes_on_another_worker_and_after_a_reload) {
     NO_SANITIZER_REPORTS();
 }
 
+// An in-place upgrade hands the key block to the new image: a ticket made
+// before it resumes on the new image's workers (the old ones retired).
+Test(tls_tickets, a_ticket_resumes_after_an_in_place_upgrade) {
+    Daemon d = tls_daemon(Options{.start = 2, .min_spare = 1, .max_spare = 3, .max = 4}, "");
+    pid_t master = d.pid;
+    first_session(d);
+    RunResult r = run({daemon_binary(), "-s", "upgrade", "-p", d.pid_file}, d.dir, 90s);
+    D_ASSERT(d, r.status == 0, "-s upgrade exited %d: %s%s", r.status, r.out.c_str(), r.err.c_str());
+    D_ASSERT(d, d.wait_log("reload: generation 1 retired", 60s).has_value(),
+             "the workers of the old image were never retired");
+    D_ASSERT(d, !is_gone(master) && std::stoi(read_file(d.pid_file)) == master,
+             "the master's pid changed");
+    Session after = resume(d);
+    D_ASSERT(d, after.reused, "not resumed after the upgrade: %s", after.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
 // Rotations are counted in the log ("keys rotated"), before and after each
 // client run; a run that a rotation overlapped says nothing and is done
 // again, so no bound on the machine's speed is assumed.

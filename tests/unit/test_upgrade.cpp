@@ -28,6 +28,7 @@ upgrade::Handover sample()
     h.queues[2] = 12;
     h.queues[3] = 13;
     h.parker = 4242;
+    h.tickets = 18;
     h.generation = 7;
     h.started_at = 1795754400;
     h.started_ms = 98765432;
@@ -57,6 +58,7 @@ Test(upgrade, a_handover_decodes_to_what_was_encoded)
     cr_expect_eq(back->previous, 9);
     cr_expect(back->queues[0] == 10 && back->queues[3] == 13);
     cr_expect_eq(back->parker, 4242);
+    cr_expect_eq(back->tickets, 18);
     cr_expect_eq(back->generation, 7u);
     cr_expect_eq(back->started_at, 1795754400);
     cr_expect_eq(back->started_ms, 98765432);
@@ -84,7 +86,7 @@ Test(upgrade, every_descriptor_is_listed_once_and_none_that_is_absent)
     upgrade::Handover h = sample();
     h.client = -1;
     std::vector<int> fds = upgrade::descriptors(h);
-    std::vector<int> want = {5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17};
+    std::vector<int> want = {5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
     std::sort(fds.begin(), fds.end());
     cr_expect(fds == want, "got %zu descriptors", fds.size());
 }
