@@ -323,11 +323,21 @@ void start(const config::Tls& tls)
                   std::to_string(g_period_s) + " s");
 }
 
+std::string located(const config::Tls& tls, const std::string& message)
+{
+    return (tls.ticket_key_file_where.empty() ? "" : tls.ticket_key_file_where + ": ") + "tls." +
+           message;
+}
+
 std::vector<Key> prepare(const config::Tls& tls)
 {
     if (tls.ticket_key_file.empty())
         return {};
-    return read_key_file(tls.ticket_key_file);
+    try {
+        return read_key_file(tls.ticket_key_file);
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error(located(tls, e.what()));
+    }
 }
 
 void commit(const config::Tls& tls, std::vector<Key> from_file)

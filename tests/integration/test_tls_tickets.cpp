@@ -4,7 +4,7 @@
 // reload, still resumes one rotation later and no longer two rotations
 // later, and resumes on a second server given the same ticket_key_file.
 // A reload rolled back leaves the running keys in use, workers map the
-// keys read-only.
+// keys read-only, and -t names a bad key file with the setting's file:line.
 // Also a TLS listener behind the PROXY protocol: the header, then the
 // handshake on the same connection.  Certificates are made at test time.
 #include <criterion/criterion.h>
@@ -199,6 +199,12 @@ Test(tls_tickets, the_key_file_is_read_again_on_reload) {
     Session s = resume(d);
     D_ASSERT(d, s.reused, "the old key, second in the file, no longer decrypts: %s", s.output.c_str());
     reload_to(std::string(81, 'x'), "reload failed");
+    std::size_t line = 0;
+    std::vector<std::string> conf = lines_of(read_file(d.conf));
+    while (line < conf.size() && conf[line].find("ticket_key_file") == std::string::npos)
+        ++line;
+    std::string where = d.conf + ":" + std::to_string(line + 1) + ": tls.ticket_key_file";
+    D_ASSERT(d, d.count_log(where) == 1, "the rejected reload does not say '%s'", where.c_str());
     s = resume(d);
     D_ASSERT(d, s.reused, "a rejected key file changed the keys: %s", s.output.c_str());
     reload_to(key_b, "ready: generation 3");
@@ -279,6 +285,35 @@ Test(tls_tickets, a_key_file_of_the_wrong_size_is_refused) {
     D_ASSERT(d, r.err.find(d.path("ticket.key")) != std::string::npos &&
                     r.err.find("81 bytes") != std::string::npos,
              "-t did not name the file and its size: %s", r.err.c_str());
+}
+
+// Every mistake in ticket_key_file is named where the setting is written,
+// "file:line:" as any other configuration error: a missing file, one of
+// the wrong size, a directory.  The setting sits in an included file here,
+// so the position is not just the main file's.
+Test(tls_tickets, a_bad_key_file_is_named_with_its_file_and_line) {
+    Daemon d = Daemon::prepare();
+    write_file(d.path("ticket.key"), std::string(79, 'k'), 0600);
+    make_dir(d.path("keys.d"));
+    Options o;
+    o.extra = "@include \"tls.conf\"\n";
+    d.write_config(o);
+    struct Case {
+        std::string path, reason;
+    };
+    for (const Case& c : {Case{d.path("missing.key"), "No such file"},
+                          Case{d.path("ticket.key"), "79 bytes"},
+                          Case{d.path("keys.d"), "not a regular file"}}) {
+        write_file(d.path("tls.conf"), "# the keys every server of the fleet shares\n"
+                                       "tls = {\n  ticket_rotation = 600;\n"
+                                       "  ticket_key_file = \"" + c.path + "\";\n};\n");
+        RunResult r = run({daemon_binary(), "-t", "-c", d.conf}, d.dir);
+        std::string where = d.path("tls.conf") + ":4: tls.ticket_key_file \"" + c.path + "\": ";
+        D_ASSERT(d, r.status != 0, "-t accepted ticket_key_file %s", c.path.c_str());
+        D_ASSERT(d, r.err.find(where) != std::string::npos &&
+                        r.err.find(c.reason) != std::string::npos,
+                 "-t did not say '%s...%s': %s", where.c_str(), c.reason.c_str(), r.err.c_str());
+    }
 }
 
 // PROXY v1, then TLS on the same connection (what a TCP load balancer in

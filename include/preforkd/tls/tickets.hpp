@@ -70,15 +70,20 @@ std::vector<Key> parse_key_file(std::string_view bytes, std::string& why);
 // file is readable by its group or others (unless `warn` is false).
 std::vector<Key> read_key_file(const std::string& path, bool warn = true);
 
+// `message` about ticket_key_file (as read_key_file() throws it) with the
+// setting's position: "file:line: tls.ticket_key_file ...".
+std::string located(const config::Tls& tls, const std::string& message);
+
 // ---- the master ---------------------------------------------------------------
 
 // Creates the shared block and its first keys (from the file, or random),
-// before the first fork.  Throws on a bad key file.  Calling it again
+// before the first fork.  Throws on a bad key file, as prepare() does.  Calling it again
 // (a second Master in one process) keeps the block and its keys.
 void start(const config::Tls& tls);
 
 // A reload's fallible half: the new key file's keys (empty without one).
-// Throws with the reason, and the running keys stay.
+// Throws with the setting's position and the reason, and the running keys
+// stay.
 std::vector<Key> prepare(const config::Tls& tls);
 
 // A reload's other half, which cannot fail: the file's keys replace the
