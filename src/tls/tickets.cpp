@@ -162,13 +162,17 @@ Block* map_writer(int fd)
 
 // The readers' mapping, from a second, read-only open of the memfd: the
 // kernel clears VM_MAYWRITE on it, so no mprotect() can make it writable.
+// Without /proc (a bare chroot or container) the view is still PROT_READ,
+// but of the read-write descriptor: said once, and the server runs.
 const Block* map_reader(int fd)
 {
     std::string path = "/proc/self/fd/" + std::to_string(fd);
     Fd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!ro)
-        throw sys_error("open", path + " (session-ticket keys, read-only)");
-    return static_cast<const Block*>(map_block(ro.get(), PROT_READ));
+        log::warning(sys_message("open", path, errno) +
+                     ": the workers' read-only view of the session-ticket keys is one they "
+                     "could make writable");
+    return static_cast<const Block*>(map_block(ro ? ro.get() : fd, PROT_READ));
 }
 
 // Both mappings of `fd`, or neither (and the old ones stay).

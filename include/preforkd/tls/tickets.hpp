@@ -24,7 +24,8 @@
 //
 // Only the master can write the keys.  It maps the block twice: writable,
 // with MADV_DONTFORK so that no child inherits that mapping, and read-only
-// through a descriptor opened O_RDONLY (/proc/self/fd), which every process
+// through a descriptor opened O_RDONLY (/proc/self/fd; without /proc, a
+// warning and a PROT_READ view of the read-write one), which every process
 // reads through.  A mapping made from a read-only descriptor can never be
 // made writable (mprotect says EACCES), and a child drops the master's
 // read-write descriptor before it runs anything of its own
