@@ -93,7 +93,7 @@ void Master::check_in_child(int out) const
             problems.push_back(std::move(p));
         answer = join(problems, "; ");
         if (answer.empty()) {
-            answer = config::dump(checked);
+            answer = config::dump_for_reload(checked);
             code = 0;
         }
     } catch (const config::ConfigError& e) {

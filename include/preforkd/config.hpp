@@ -306,4 +306,12 @@ std::vector<std::string> known_keys();
 // already merged into it: the dump has no `include`.
 std::string dump(const Config& config);
 
+// dump(), then the "file:line" positions messages name (a site's tls group,
+// tls.ticket_key_file) as comment lines: what a reload's checking child
+// hands back, so that load_checked() keeps the positions of the file.
+std::string dump_for_reload(const Config& config);
+
+// Puts back the positions dump_for_reload() appended to `dump_text`.
+void restore_positions(Config& config, const std::string& dump_text);
+
 }  // namespace preforkd::config

@@ -10,7 +10,9 @@
 // and reads back byte for byte.
 #include "preforkd/config.hpp"
 
+#include <algorithm>
 #include <climits>
+#include <cstring>
 #include <cstdio>
 #include <sstream>
 
@@ -19,6 +21,8 @@
 
 namespace preforkd::config {
 namespace {
+
+constexpr const char* kPositionMark = "#@ position ";
 
 using schema::Field;
 using schema::Key;
@@ -222,6 +226,47 @@ std::string dump(const Config& config)
       << (c.file.empty() ? "" : " of " + literal(c.file)) << ", every default filled in\n";
     Printer(o, c).keys("", schema::global, Slot{&c}, 0);
     return o.str();
+}
+
+// The positions messages name are not values, so dump() leaves them out;
+// the text a reload's checking child hands back carries them as comment
+// lines that libconfig skips and load_checked() reads back, so a reload's
+// messages name the administrator's file and line, not the dump's.
+std::string dump_for_reload(const Config& config)
+{
+    auto line = [](const std::string& what, std::string where) {
+        std::replace(where.begin(), where.end(), '\n', ' ');
+        return std::string(kPositionMark) + what + " " + where + "\n";
+    };
+    std::string out = dump(config);
+    if (!config.tls.ticket_key_file_where.empty())
+        out += line("ticket_key_file", config.tls.ticket_key_file_where);
+    for (std::size_t i = 0; i < config.sites.size(); ++i)
+        if (!config.sites[i].tls.where.empty())
+            out += line("site " + std::to_string(i), config.sites[i].tls.where);
+    return out;
+}
+
+void restore_positions(Config& config, const std::string& dump_text)
+{
+    std::istringstream in(dump_text);
+    std::string l;
+    while (std::getline(in, l)) {
+        if (l.rfind(kPositionMark, 0) != 0)
+            continue;
+        std::istringstream fields(l.substr(std::strlen(kPositionMark)));
+        std::string what, where;
+        std::size_t site = 0;
+        fields >> what;
+        if (what == "site" && !(fields >> site))
+            continue;
+        fields >> std::ws;
+        std::getline(fields, where);
+        if (what == "ticket_key_file")
+            config.tls.ticket_key_file_where = where;
+        else if (what == "site" && site < config.sites.size())
+            config.sites[site].tls.where = where;
+    }
 }
 
 std::string schema::value_text(const Key& k, const Config& config)

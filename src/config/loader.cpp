@@ -544,7 +544,9 @@ Config load_checked(const std::string& dump_text, const std::string& file)
 {
     // A dump has no include key, and no @include: strings are escaped onto
     // one line, and libconfig honours @include only at the start of a line.
-    return load_text(dump_text, origin_of_file(file));
+    Config config = load_text(dump_text, origin_of_file(file));
+    restore_positions(config, dump_text);
+    return config;
 }
 
 Config load_string(const std::string& text, const std::string& name, const std::string& base_dir)

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -235,7 +236,12 @@ Test(tls, a_bad_reload_is_rejected_and_the_old_certificate_still_served)
     t.d.write_config_text(text);
     RunResult r = run({daemon_binary(), "-s", "reload", "-c", t.d.conf}, t.d.dir, 30s);
     D_ASSERT(t.d, r.status == 1, "-s reload with a mismatched key exited %d", r.status);
-    D_ASSERT(t.d, r.err.find(t.d.conf + ":") != std::string::npos &&
+    // The position is the site's tls group in the file, not in the dump the
+    // reload loads.
+    std::size_t group = text.rfind("tls", at);
+    std::string where = t.d.conf + ":" +
+                        std::to_string(1 + std::count(text.begin(), text.begin() + long(group), '\n')) + ":";
+    D_ASSERT(t.d, r.err.find(where) != std::string::npos &&
                       r.err.find("does not match the certificate") != std::string::npos,
              "-s reload said: %s", r.err.c_str());
     D_ASSERT(t.d, served_serial(t, "a.test") == old_serial, "the old certificate is not served");
@@ -253,6 +259,17 @@ Test(tls, a_bad_reload_is_rejected_and_the_old_certificate_still_served)
     std::string new_serial = serial_of(t, "a2.pem");
     D_ASSERT(t.d, wait_until([&] { return served_serial(t, "a.test") == new_serial; }),
              "the renewed certificate is not served");
+    // A certificate about to expire is taken, with a warning that names the
+    // site's tls group in the file.
+    text = config_for(t.tls_port, "soon");
+    t.d.write_config_text(text);
+    r = run({daemon_binary(), "-s", "reload", "-c", t.d.conf}, t.d.dir, 30s);
+    D_ASSERT(t.d, r.status == 0, "-s reload with soon.pem: %s", r.err.c_str());
+    group = text.rfind("tls", text.find("soon.pem"));
+    where = t.d.conf + ":" + std::to_string(1 + std::count(text.begin(), text.begin() + long(group), '\n')) +
+            ": the certificate " + t.d.path("soon.pem") + " expires on";
+    D_ASSERT(t.d, wait_until([&] { return t.d.log_text().find(where) != std::string::npos; }),
+             "no warning naming %s", where.c_str());
     NO_SANITIZER_REPORTS();
 }
 

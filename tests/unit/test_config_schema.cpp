@@ -204,6 +204,31 @@ Test(config_schema, a_checked_dump_loads_as_the_file_it_came_from)
     assert_text(loaded.http.root, g_dir + "/www");
 }
 
+// The dump a reload loads puts every setting on a line of its own, so the
+// positions in messages ("the key does not match the certificate") would
+// name the dump's lines; they travel beside it and name the file's.
+Test(config_schema, a_checked_dump_keeps_the_positions_of_the_file)
+{
+    std::string path = g_dir + "/preforkd.conf";
+    write_file(path, "http = { root = \"www\"; };\n"
+                     "tls = {\n"
+                     "  ticket_key_file = \"/etc/keys/tickets\";\n"
+                     "};\n"
+                     "sites = (\n"
+                     "  { names = [ \"a.test\" ]; default = true; },\n"
+                     "  { names = [ \"b.test\" ];\n"
+                     "    tls = { certificate = \"/etc/b.pem\"; key = \"/etc/b.key\"; }; }\n"
+                     ");\n");
+    Config checked = load_file(path);
+    assert_text(checked.tls.ticket_key_file_where, path + ":3");
+    assert_text(checked.sites.at(1).tls.where, path + ":8");
+    Config loaded = load_checked(dump_for_reload(checked), path);
+    cr_assert(loaded == checked);
+    assert_text(loaded.tls.ticket_key_file_where, path + ":3");
+    assert_text(loaded.sites.at(1).tls.where, path + ":8");
+    cr_assert(loaded.sites.at(0).tls.where.empty(), "a site without tls got a position");
+}
+
 Test(config_schema, a_reload_keeps_the_keys_it_cannot_apply)
 {
     Config running = load("pid_file = \"/run/a.pid\"; workers = { max = 4; };");
