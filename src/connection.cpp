@@ -39,19 +39,10 @@ using scoreboard::State;
 // park: an idle keep-alive connection should go to the parker now.
 enum class Wait { ready, timeout, quit, error, park };
 
-// Parking an idle keep-alive connection (when idle workers are short of
-// min_spare) waits this long for the client's next request first.  A client
-// that keeps sending has its next request here within a round trip and
-// stays with its worker, paying nothing; one that pauses for longer gives
-// the worker back.  Parking at once sent every request of a busy client
-// through the parker (wrk -c32 beside 10,000 idle clients: 0.2 of its
-// throughput alone); tens of milliseconds held a worker per idle client
-// for that long.
-constexpr std::int64_t kParkGraceMs = 2;
-
 // While idle workers are not short, a worker holding an idle keep-alive
 // connection looks at the pool this often, so that it gives the connection
-// to the parker soon after they run short.
+// to the parker soon after they run short; within a longer grace it looks
+// as often, so that the grace shrinks as they run out.
 constexpr std::int64_t kIdleLookMs = 50;
 
 struct Conn {
@@ -94,9 +85,10 @@ struct HeadClock {
     std::int64_t start_ms = 0;
     std::int64_t deadline_ms = 0;
 
-    void start(const Settings& s)
+    // `now_ms`: the caller has just read the clock.
+    void start(const Settings& s, std::int64_t now_ms)
     {
-        start_ms = scoreboard::now_ms();
+        start_ms = now_ms;
         deadline_ms = start_ms + s.header_timeout_ms;
     }
     void received(const Settings& s, std::size_t total_bytes)
@@ -153,23 +145,36 @@ std::int64_t keepalive_deadline(const Conn& c)
     return c.keepalive_since_ms + timeout;
 }
 
+// The grace an idle keep-alive connection has before it is parked, by how
+// many workers are idle now.
+std::int64_t park_grace_ms(const Conn& c)
+{
+    const scoreboard::Board* board = c.env.board;
+    if (!board)
+        return kParkGraceMs;
+    return connection::park_grace_ms(board->idle_workers.load(std::memory_order_relaxed),
+                                     board->spare_target.load(std::memory_order_relaxed));
+}
+
 // An idle keep-alive connection goes to the parker once idle workers are
-// short and it has been idle for the grace.
+// short and it has been idle for its grace.
 bool park_due(const Conn& c, std::int64_t now)
 {
-    return can_park(c) && under_pressure(c) && now - c.keepalive_since_ms >= kParkGraceMs;
+    return can_park(c) && under_pressure(c) && now - c.keepalive_since_ms >= park_grace_ms(c);
 }
 
 // How long an idle keep-alive wait sleeps before it looks again: until the
-// grace is over when it could be parked, kIdleLookMs while idle workers are
-// not short, a quarter of a second when it cannot be parked at all.
+// grace is over when it could be parked (at most kIdleLookMs), kIdleLookMs
+// while idle workers are not short, a quarter of a second when it cannot be
+// parked at all.
 std::int64_t idle_slice_ms(const Conn& c, std::int64_t now)
 {
     if (!can_park(c))
         return 250;
     if (!under_pressure(c))
         return kIdleLookMs;
-    return std::max<std::int64_t>(1, c.keepalive_since_ms + kParkGraceMs - now);
+    std::int64_t left = c.keepalive_since_ms + park_grace_ms(c) - now;
+    return std::clamp<std::int64_t>(left, 1, kIdleLookMs);
 }
 
 // Waits for `events` until `deadline_ms` (for an idle keep-alive connection:
@@ -565,7 +570,7 @@ Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
     c.keepalive_since_ms = scoreboard::now_ms();
     c.park_refused = false;
     HeadClock clock;
-    clock.start(c.settings);
+    clock.start(c.settings, c.keepalive_since_ms);
     for (;;) {
         http::ParseResult p = http::parse(std::string_view(c.buffer), c.settings.limits, req);
         if (p.state == http::ParseState::error) {
@@ -612,7 +617,7 @@ Head read_head(Conn& c, http::Request& req, std::int64_t& started_us)
             keepalive_wait = false;
             scoreboard::set_state(*c.env.slot, State::reading);
             started_us = now_us();
-            clock.start(c.settings);
+            clock.start(c.settings, started_us / 1000);
         }
         clock.received(c.settings, c.buffer.size());
     }
@@ -770,6 +775,18 @@ Served run(Conn& c)
 }
 
 }  // namespace
+
+// Linear between the two ends: a pool that gets a little short keeps its
+// busy clients where they are, one that is running out frees its workers
+// almost at once.  The constants and the measurements behind them are in
+// connection.hpp.
+std::int64_t park_grace_ms(int idle, int spare_target) noexcept
+{
+    if (spare_target <= 0)
+        return kParkGraceMs;
+    std::int64_t ready = std::clamp(idle, 0, spare_target);
+    return kParkGraceMs + (kParkGraceMaxMs - kParkGraceMs) * ready / spare_target;
+}
 
 Served serve(int fd, const std::string& remote, const Settings& settings,
              const http::SiteTable& sites, Env& env)
