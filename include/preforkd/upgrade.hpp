@@ -15,10 +15,10 @@
 // The new image adopts the running workers as the old generation and starts
 // a new one, as a reload does.  Until a worker of the new generation is up
 // the upgrade is not committed: a failure before then (a configuration it
-// cannot load, workers that cannot start, no worker within the deadline)
-// re-executes the previous image from the kept descriptor (execveat with
-// AT_EMPTY_PATH) with the same kind of handover, marked as a rollback, and
-// the previous image carries on with the workers it had.  A failed execve()
+// cannot load, workers that cannot start, no worker within the deadline,
+// a crash: see below) re-executes the previous image from the kept
+// descriptor (fexecve) with the same kind of handover, marked as a
+// rollback, and the previous image carries on with the workers it had.  A failed execve()
 // simply returns: the running image restores close-on-exec and carries on.
 //
 // Rejected: a second master with a new pid, as nginx and Unicorn do, which
