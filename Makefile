@@ -115,8 +115,15 @@ ifeq ($(DEPS_OK),yes)
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
 
-$(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS)
+$(BUILD)/integration-tests: $(INTEG_OBJS) $(LIB_OBJS) | $(BUILD)/upgrade-fault.so
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
+
+# Preloaded into the new image of an upgrade test, beside the binary under
+# test, to make it fail on purpose (tests/preload/upgrade_fault.cpp).  No
+# sanitizer: it is a stand-in for a broken build, not code under test.
+$(BUILD)/upgrade-fault.so: tests/preload/upgrade_fault.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) -std=c++20 -Wall -Wextra -Werror -O2 -fPIC -shared -o $@ $< -ldl
 
 # Criterion runs each test in its own process, -j2 on this 2-core target.
 check-unit: $(BUILD)/unit-tests

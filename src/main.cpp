@@ -62,7 +62,7 @@ std::string absolute(const std::string& path)
 constexpr int kReloadWaitMs = 60000;   // a reload checks the configuration in a child
 constexpr int kStatusWaitMs = 10000;
 // The -t check and the new generation's first worker, each with its bound.
-constexpr int kUpgradeWaitMs = upgrade::kCheckTimeoutMs + int(upgrade::kCommitDeadlineMs) + 30000;
+constexpr int kUpgradeWaitMs = upgrade::kCheckTimeoutMs + upgrade::kMaxCommitSeconds * 1000 + 30000;
 
 int ask_master(const cli::Options& o, const std::string& control_path)
 {
@@ -219,6 +219,10 @@ int main(int argc, char** argv)
     if (!o.signal_word.empty() && !o.pid_file.empty())
         return send_signal(o, o.pid_file, control::path_for(o.pid_file));
     o.config_file = absolute(o.config_file);
+    // An image started by an upgrade reads its handover before anything
+    // that could crash, so that a crash returns to the previous image.
+    if (o.signal_word.empty() && !o.test && !o.dump)
+        upgrade::received();
     config::Config c;
     try {
         c = config::load_file(o.config_file);

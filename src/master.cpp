@@ -362,8 +362,7 @@ void Master::spawn_parker()
         serving_.access_log.reset();
         for (site_setup::LogFile& l : serving_.sites.logs)
             l.fd.reset();
-        queues_.park_worker.reset();
-        queues_.ready_worker.reset();
+        queues_.ready_worker.reset();   // park_worker stays: for a hand-over
         parker::become(queues_, board_, serving_.identity, serving_.config.sandbox);
     }
     if (pid < 0) {

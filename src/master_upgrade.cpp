@@ -47,6 +47,17 @@ listener::Listener listener_of(const upgrade::Listener& l)
     return listener::Listener{*p.address, Fd(l.fd), l.created_path};
 }
 
+// A child of this process that has not exited; one that has is reaped.
+bool live_child(pid_t pid)
+{
+    if (pid <= 0)
+        return false;
+    pid_t r;
+    while ((r = ::waitpid(pid, nullptr, WNOHANG)) < 0 && errno == EINTR) {
+    }
+    return r == 0;
+}
+
 upgrade::Listener handed(const listener::Listener& l)
 {
     return upgrade::Listener{l.fd.get(), l.created_path, l.address.canonical};
@@ -150,9 +161,15 @@ void Master::start_adopted(const upgrade::Handover& h)
                                      "runs again: " + h.failure);
     }
     started_ = false;   // a worker that cannot start now means: go back
-    upgrading_.deadline_ms = scoreboard::now_ms() + upgrade::kCommitDeadlineMs;
+    upgrading_.deadline_ms = scoreboard::now_ms() + commit_deadline_s() * 1000;
     start_generation();
     log::notice("upgrade: generation " + std::to_string(generation_) + " starting");
+    arm_crash_rollback();
+}
+
+int Master::commit_deadline_s() const
+{
+    return std::clamp(serving_.config.workers.upgrade_timeout, 1, upgrade::kMaxCommitSeconds);
 }
 
 // Each descriptor into its owner before anything can fail, so that a
@@ -195,7 +212,9 @@ void Master::adopt_pool(const upgrade::Handover& h)
     if (h.failure.empty())
         adopt_old_generation();
     for (const upgrade::Worker& a : h.workers) {
-        if (a.slot < 0 || a.slot >= workers_.size()) {
+        // A crash's handover is a moment old: the worker may be gone.
+        bool gone = !h.failure.empty() && !live_child(a.pid);
+        if (a.slot < 0 || a.slot >= workers_.size() || gone) {
             ::close(a.channel);
             continue;
         }
@@ -214,6 +233,9 @@ void Master::adopt_pool(const upgrade::Handover& h)
     } else {
         generation_ = h.generation;
         newest_generation_ = h.generation + 1;   // the failed one's number is not reused
+        end_strays();
+        if (parker_pid_ && !live_child(parker_pid_))
+            parker_pid_ = 0;   // keep_parker() starts another
     }
     for (int i = 0; i < workers_.size(); ++i) {
         std::uint32_t g = workers_.row(i).generation;
@@ -223,6 +245,28 @@ void Master::adopt_pool(const upgrade::Handover& h)
     log::notice("master process took over (pid " + std::to_string(::getpid()) + "): " +
                 std::to_string(workers_.tally(generation_).live) + " workers" +
                 (parker_pid_ ? " and the parker" : "") + ", generation " + std::to_string(generation_));
+}
+
+// Returning: the board's workers that the handover does not list were
+// started by the failed image (the last of them perhaps after it wrote the
+// handover) and run the new binary.  Only a child of this process is
+// killed, so a pid the system has given to another process since is not.
+// Every slot without a worker of ours is left empty (one may have been
+// claimed for a fork that never happened).
+void Master::end_strays()
+{
+    for (int i = 0; i < workers_.size(); ++i) {
+        pid_t pid = workers_.slot(i).pid.load();
+        if (workers_.row(i).pid)
+            continue;
+        if (live_child(pid)) {
+            log::notice("upgrade: ending worker " + std::to_string(pid) + " of the failed binary");
+            ::kill(pid, SIGKILL);
+            while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+        workers_.release(i);
+    }
 }
 
 // start() failed in a new image: every descriptor is still open at the
@@ -245,8 +289,34 @@ void Master::check_upgrade()
     if (!startup_error_.empty())
         return return_to_previous(startup_error_);
     if (scoreboard::now_ms() > upgrading_.deadline_ms)
-        return_to_previous("no worker of generation " + std::to_string(generation_) + " was up within " +
-                           std::to_string(upgrade::kCommitDeadlineMs / 1000) + " s");
+        return return_to_previous("no worker of generation " + std::to_string(generation_) +
+                                  " was up within " + std::to_string(commit_deadline_s()) +
+                                  " s (workers.upgrade_timeout)");
+    arm_crash_rollback();
+}
+
+// The handover back to the previous image, as things stand: this image's
+// descriptors and the previous generations' workers; the new generation's
+// workers run the new binary and are not handed back.
+upgrade::Handover Master::rollback_handover(const std::string& why) const
+{
+    const upgrade::Handover* received = upgrade::received();
+    upgrade::Handover h = handover();
+    h.arguments = received->arguments;
+    h.generation = received->generation;
+    std::erase_if(h.workers, [&](const upgrade::Worker& w) { return w.generation > received->generation; });
+    h.client = upgrading_.client.get();
+    h.previous = -1;
+    h.failure = why;
+    return h;
+}
+
+// Before every pass of the loop while the upgrade is open, so that a crash
+// (upgrade.hpp) hands back the pool as it was a moment before.
+void Master::arm_crash_rollback()
+{
+    if (upgrading_.pending && upgrading_.previous)
+        upgrade::arm_crash_rollback(rollback_handover(""), upgrading_.previous.get());
 }
 
 // The workers of the new generation run the new binary: they go, and the
@@ -262,13 +332,7 @@ void Master::return_to_previous(const std::string& why)
         }
         workers_.release(i);
     }
-    const upgrade::Handover* received = upgrade::received();
-    upgrade::Handover h = handover();
-    h.arguments = received->arguments;
-    h.generation = received->generation;
-    h.client = upgrading_.client.get();
-    h.previous = -1;
-    h.failure = why;
+    upgrade::Handover h = rollback_handover(why);
     log::err("upgrade failed, returning to the previous binary: " + why);
     std::string error = upgrade::exec(h.arguments[0], upgrading_.previous.get(), h.arguments, h);
     // Nowhere to go back to: this image serves on, with the pool it has.
@@ -283,6 +347,7 @@ void Master::finish_upgrade(bool ok, const std::string& verdict)
 {
     if (!upgrading_.pending)
         return;
+    upgrade::disarm_crash_rollback();
     upgrading_.pending = false;
     started_ = true;
     upgrading_.previous.reset();
@@ -291,6 +356,7 @@ void Master::finish_upgrade(bool ok, const std::string& verdict)
                           : verdict;
     if (ok) {
         log::notice("upgrade: " + text);
+        replace_parker();
     } else {
         log::err("upgrade failed: " + text);
         notify::ready("upgrade failed, running generation " + std::to_string(generation_));
@@ -298,6 +364,25 @@ void Master::finish_upgrade(bool ok, const std::string& verdict)
     if (upgrading_.client)
         control::write_all(upgrading_.client.get(), (ok ? "ok: " : "failed: ") + text + "\n", 2000);
     upgrading_.client.reset();
+}
+
+// The parker adopted from the previous image runs the previous binary and
+// speaks its parcel format (handoff.hpp), which the new workers need not
+// read.  A parker of this binary takes its place: the old one hands what it
+// holds over through the park queue on USR2 and ends; QUIT follows for a
+// parker that cannot hand over, which then ends as at a stop, closing its
+// idle connections.  Parcels in the queue meanwhile reach either parker.
+void Master::replace_parker()
+{
+    if (!parker_pid_ || !queues_.park_parker || phase_ != Phase::running)
+        return;
+    pid_t old = parker_pid_;
+    spawn_parker();
+    if (parker_pid_ == old)
+        return;   // no fork: the old one carries on
+    ::kill(old, SIGUSR2);
+    ::kill(old, SIGQUIT);
+    log::notice("upgrade: parker " + std::to_string(parker_pid_) + " replaces parker " + std::to_string(old));
 }
 
 // A worker or the parker holds nothing of an upgrade under way.

@@ -94,6 +94,8 @@ private:
     bool orphaned_ = false;   // nobody holds the park queue's other end
     bool stopping_ = false;   // told to quit, or orphaned: finishing answers
     bool stop_here();
+    void hand_over();
+    bool resend(Held& h);
 };
 
 void add(int ep, int fd, std::uint32_t events)
@@ -166,9 +168,10 @@ void Loop::take_parcels()
         deadlines_.emplace(h.deadline, fd);
         held_.emplace(fd, std::move(h));
     }
-    // The master and every worker are gone (the master holds its end for
-    // the workers it will start): the queue stays readable at EOF, and
-    // waiting on it would spin.
+    // Nobody holds the queue's sending end (a parker started without one):
+    // it stays readable at EOF, and waiting on it would spin.  A parker
+    // that holds it for a hand-over learns of the master's end by
+    // PR_SET_PDEATHSIG instead.
     if (errno == EPIPE)
         orphaned_ = true;
 }
@@ -214,10 +217,13 @@ void Loop::on_readable(int fd)
 // within its send timeout, and the parker ends when none is left.
 bool Loop::stop_here()
 {
-    if (!stopping_ && !((c_.quit && *c_.quit) || orphaned_))
+    bool handing_over = c_.hand_over && *c_.hand_over && c_.handover >= 0;
+    if (!stopping_ && !((c_.quit && *c_.quit) || orphaned_ || handing_over))
         return false;
     if (!stopping_) {
         stopping_ = true;
+        if (handing_over)
+            hand_over();
         ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.park, nullptr);
         backlog_.clear();
         std::vector<int> idle;
@@ -229,6 +235,51 @@ bool Loop::stop_here()
         publish();
     }
     return held_.empty();
+}
+
+// Replaced (an upgrade starts a parker of the new binary): what waits for
+// its client or for a worker goes back on the park queue, with its bytes
+// and deadlines, where the new parker takes it.  This parker reads the
+// queue no longer; answers being sent are finished here.
+void Loop::hand_over()
+{
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c_.park, nullptr);
+    for (Held& h : backlog_)
+        resend(h);
+    backlog_.clear();
+    std::vector<int> waiting;
+    for (auto& [fd, h] : held_)
+        if (h.parcel.kind != Kind::sending)
+            waiting.push_back(fd);
+    for (int fd : waiting) {
+        resend(held_.at(fd));
+        drop(fd);   // our copy: the new parker holds its own
+    }
+}
+
+// One connection onto the park queue, waiting a little for room in it;
+// false when there was none (the connection then closes, as at a stop).
+bool Loop::resend(Held& h)
+{
+    Parcel p = h.parcel;
+    if (p.kind == Kind::ready)
+        p.kind = p.tls ? Kind::tls_hello : Kind::partial_head;
+    Fd room;   // epoll, not poll: the parker's sandbox allows no more
+    for (int tries = 0; tries < 10; ++tries) {
+        if (handoff::send_parcel(c_.handover, h.fd.get(), p, -1))
+            return true;
+        if (errno != EAGAIN && errno != EINTR)
+            return false;
+        if (!room) {
+            room = Fd(::epoll_create1(EPOLL_CLOEXEC));
+            if (!room)
+                return false;
+            add(room.get(), c_.handover, EPOLLOUT);
+        }
+        epoll_event ev;
+        ::epoll_pwait(room.get(), &ev, 1, 100, c_.wait_mask);
+    }
+    return false;
 }
 
 void Loop::move_deadline(int fd, Held& h)
@@ -438,10 +489,16 @@ void run(const Context& c)
 namespace {
 
 volatile sig_atomic_t g_quit = 0;
+volatile sig_atomic_t g_hand_over = 0;
 
 extern "C" void parker_on_quit(int)
 {
     g_quit = 1;
+}
+
+extern "C" void parker_on_hand_over(int)
+{
+    g_hand_over = 1;
 }
 
 // A queue holds parcels while every worker is busy: room for a few hundred
@@ -483,16 +540,18 @@ void become(const Queues& q, scoreboard::Board* board, const privileges::Identit
     sa.sa_handler = parker_on_quit;
     sigaction(SIGQUIT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    sa.sa_handler = parker_on_hand_over;
+    sigaction(SIGUSR2, &sa, nullptr);
     sa.sa_handler = SIG_IGN;
-    for (int sig : {SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGALRM})
+    for (int sig : {SIGINT, SIGHUP, SIGUSR1, SIGWINCH, SIGTTIN, SIGTTOU, SIGPIPE, SIGALRM})
         sigaction(sig, &sa, nullptr);
     sigset_t block, wait_mask;
     sigemptyset(&block);
-    sigaddset(&block, SIGQUIT);
-    sigaddset(&block, SIGTERM);
+    for (int sig : {SIGQUIT, SIGTERM, SIGUSR2})
+        sigaddset(&block, sig);
     sigprocmask(SIG_BLOCK, &block, &wait_mask);
-    sigdelset(&wait_mask, SIGQUIT);
-    sigdelset(&wait_mask, SIGTERM);
+    for (int sig : {SIGQUIT, SIGTERM, SIGUSR2})
+        sigdelset(&wait_mask, sig);
     proctitle::set("preforkd: parker");
     scoreboard::Slot& slot = board->parker;
     slot.pid.store(::getpid());
@@ -515,6 +574,8 @@ void become(const Queues& q, scoreboard::Board* board, const privileges::Identit
         c.slot = &slot;
         c.parked = &board->parked;
         c.quit = &g_quit;
+        c.handover = q.park_worker.get();
+        c.hand_over = &g_hand_over;
         c.wait_mask = &wait_mask;
         run(c);
     } catch (const std::exception& e) {

@@ -9,6 +9,7 @@
 // this file knows nothing of the Master.
 #include "preforkd/upgrade.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <climits>
@@ -181,8 +182,11 @@ std::vector<std::string> environment_for(const Handover& h)
         std::size_t n = std::strlen(name);
         return std::strncmp(entry, name, n) == 0 && entry[n] == '=';
     };
+    // Before notify::init() (a crash rollback armed early) NOTIFY_SOCKET is
+    // still in the environment, and stays.
+    bool notify_set = !notify::socket_name().empty();
     for (char** e = environ; e && *e; ++e)
-        if (!named(*e, kVariable) && !named(*e, "NOTIFY_SOCKET"))
+        if (!named(*e, kVariable) && !(notify_set && named(*e, "NOTIFY_SOCKET")))
             env.emplace_back(*e);
     env.push_back(std::string(kVariable) + "=" + encode(h));
     if (!notify::socket_name().empty())
@@ -289,6 +293,7 @@ int own_image()
 void close_in_child()
 {
     g_image.reset();
+    disarm_crash_rollback();
 }
 
 const Handover* received()
@@ -308,6 +313,13 @@ const Handover* received()
     }
     // Ours now, and no helper we run (the next -t check) may inherit them.
     set_close_on_exec(descriptors(*g_received), true);
+    // From here until the upgrade commits, a crash returns to the sender
+    // with what it handed over (upgrade.hpp).
+    if (g_received->failure.empty() && g_received->previous >= 0) {
+        Handover back = *g_received;
+        back.previous = -1;
+        arm_crash_rollback(back, g_received->previous);
+    }
     return &*g_received;
 }
 
@@ -427,6 +439,103 @@ std::string roll_back(Handover h, const std::string& why)
         return "no descriptor of the previous binary was handed over";
     std::vector<std::string> argv = h.arguments;
     return exec(argv[0], h.previous, argv, h);
+}
+
+}  // namespace preforkd::upgrade
+
+namespace preforkd::upgrade {
+namespace {
+
+constexpr int kFatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+constexpr int kFatalCount = int(sizeof kFatal / sizeof kFatal[0]);
+
+// What the handler executes, complete before it is published: the
+// handler reads it and allocates nothing.
+struct CrashExit {
+    int image = -1;
+    std::vector<int> fds;
+    std::vector<std::string> argv_text;
+    std::vector<char*> argv;
+    std::vector<std::string> env_text[kFatalCount];
+    std::vector<char*> envp[kFatalCount];
+};
+
+// Two, so that one is rebuilt while the handler may read the other.
+CrashExit g_exits[2];
+volatile sig_atomic_t g_armed = -1;   // the published one, or -1
+volatile sig_atomic_t g_armed_pid = 0;
+bool g_installed = false;
+// A stack overflow leaves no stack to run the handler on.
+alignas(16) char g_alt_stack[64 * 1024];
+
+extern "C" void on_crash(int number)
+{
+    int at = g_armed;
+    if (at >= 0 && ::getpid() == pid_t(g_armed_pid)) {
+        CrashExit& e = g_exits[at];
+        int k = 0;
+        while (k < kFatalCount - 1 && kFatal[k] != number)
+            ++k;
+        for (int fd : e.fds)
+            ::fcntl(fd, F_SETFD, 0);
+        ::fexecve(e.image, e.argv.data(), e.envp[k].data());
+    }
+    // Not the master, or no way back: die of the signal, as without us
+    // (SA_RESETHAND has restored the default action).
+    ::raise(number);
+}
+
+void install_crash_handler()
+{
+    stack_t alt{};
+    alt.ss_sp = g_alt_stack;
+    alt.ss_size = sizeof g_alt_stack;
+    ::sigaltstack(&alt, nullptr);
+    struct sigaction sa {};
+    sa.sa_handler = on_crash;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_ONSTACK | SA_NODEFER | SA_RESETHAND;
+    for (int number : kFatal)
+        ::sigaction(number, &sa, nullptr);
+    g_installed = true;
+}
+
+}  // namespace
+
+void arm_crash_rollback(const Handover& back, int image)
+{
+    int next = g_armed == 0 ? 1 : 0;
+    CrashExit& e = g_exits[next];
+    e.image = image;
+    e.fds = descriptors(back);
+    e.argv_text = back.arguments;
+    e.argv = pointers(e.argv_text);
+    for (int k = 0; k < kFatalCount; ++k) {
+        Handover h = back;
+        const char* name = sigabbrev_np(kFatal[k]);
+        h.failure = "the new binary was killed by signal " + std::to_string(kFatal[k]) + " (SIG" +
+                    (name ? name : "?") + ") before it served";
+        e.env_text[k] = environment_for(h);
+        e.envp[k] = pointers(e.env_text[k]);
+    }
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    g_armed_pid = ::getpid();
+    g_armed = next;
+    if (!g_installed)
+        install_crash_handler();
+}
+
+void disarm_crash_rollback()
+{
+    if (!g_installed)
+        return;
+    g_armed = -1;
+    struct sigaction sa {};
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int number : kFatal)
+        ::sigaction(number, &sa, nullptr);
+    g_installed = false;
 }
 
 }  // namespace preforkd::upgrade

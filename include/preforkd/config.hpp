@@ -44,6 +44,7 @@ struct Workers {
     long max_requests = 10000;     // connections before recycling, 0 = never
     int graceful_timeout = 30;     // seconds
     int watchdog_timeout = 60;     // seconds, 0 = off
+    int upgrade_timeout = 30;      // seconds a new binary has to get a worker up
     std::string cpu_scheduling = "batch";   // "batch" or "other"
     int cpu_policy = SCHED_BATCH;           // derived
 

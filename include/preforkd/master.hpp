@@ -171,6 +171,11 @@ private:
     void adopt_pool(const upgrade::Handover& h);
     void give_back(const std::string& why);
     void check_upgrade();
+    int commit_deadline_s() const;
+    upgrade::Handover rollback_handover(const std::string& why) const;
+    void arm_crash_rollback();
+    void end_strays();
+    void replace_parker();
     void return_to_previous(const std::string& why);
     void finish_upgrade(bool ok, const std::string& verdict);
     void forget_upgrade_in_child();

@@ -43,6 +43,10 @@ struct Context {
     scoreboard::Slot* slot = nullptr;       // the parker's own slot
     std::atomic<int>* parked = nullptr;     // published count of held connections
     const volatile sig_atomic_t* quit = nullptr;   // QUIT or TERM received
+    // The sending end of the park queue, and USR2 received: hand what is
+    // held over to the parker that replaces this one, then stop.
+    int handover = -1;
+    const volatile sig_atomic_t* hand_over = nullptr;
     const sigset_t* wait_mask = nullptr;   // the mask while waiting (signals open)
 };
 
@@ -61,7 +65,9 @@ struct Queues {
 };
 Queues make_queues();
 
-// The parker process, after fork(): signals, title, privilege drop, its
+// The parker process, after fork(): signals (QUIT and TERM stop it, USR2
+// hands what it holds to its successor over the park queue and stops it;
+// it keeps the queue's sending end for that), title, privilege drop, its
 // sandbox when `sandboxed` (sandbox.hpp, Profile::parker: no file access, a
 // list of its own), then the loop in board->parker.  Never returns.
 [[noreturn]] void become(const Queues& q, scoreboard::Board* board,

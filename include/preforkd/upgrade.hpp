@@ -15,10 +15,10 @@
 // The new image adopts the running workers as the old generation and starts
 // a new one, as a reload does.  Until a worker of the new generation is up
 // the upgrade is not committed: a failure before then (a configuration it
-// cannot load, workers that cannot start, no worker within the deadline)
-// re-executes the previous image from the kept descriptor (execveat with
-// AT_EMPTY_PATH) with the same kind of handover, marked as a rollback, and
-// the previous image carries on with the workers it had.  A failed execve()
+// cannot load, workers that cannot start, no worker within the deadline,
+// a crash: see below) re-executes the previous image from the kept
+// descriptor (fexecve) with the same kind of handover, marked as a
+// rollback, and the previous image carries on with the workers it had.  A failed execve()
 // simply returns: the running image restores close-on-exec and carries on.
 //
 // Rejected: a second master with a new pid, as nginx and Unicorn do, which
@@ -41,10 +41,12 @@ namespace preforkd::upgrade {
 // The environment variable that names the handed-over descriptors.
 inline constexpr const char* kVariable = "PREFORKD_UPGRADE";
 
-// How long a new image has to get a worker of its generation up before
-// it rolls back, and how long `-t` may take.
-inline constexpr std::int64_t kCommitDeadlineMs = 30000;
+// How long `-t` may take.  How long a new image has to get a worker of its
+// generation up before it rolls back is workers.upgrade_timeout, at most
+// kMaxCommitSeconds, so that `-s upgrade` can wait for the verdict with a
+// bound of its own.
 inline constexpr int kCheckTimeoutMs = 30000;
+inline constexpr int kMaxCommitSeconds = 60;
 
 // ---- the handover (pure: bytes in, struct out) ----------------------------------
 
@@ -133,5 +135,32 @@ std::string exec(const std::string& path, int image, const std::vector<std::stri
 // executes the previous image, with the command line it handed over, `h`
 // and `why`.  Returns only when that failed too, with the reason.
 std::string roll_back(Handover h, const std::string& why);
+
+// ---- a crash of the new image ---------------------------------------------------
+//
+// A new image that dies by a signal before it is ready takes the pid with it,
+// and the workers would follow.  So from the moment it reads a forward
+// handover until the upgrade commits, the image catches the signals of a
+// crash (SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL) with a handler that
+// only clears close-on-exec and calls fexecve(), both async-signal-safe, on
+// the previous image, with a rollback handover prepared beforehand in
+// ordinary code.  The returning image checks what that handover lists (a
+// worker may have died since it was written) and ends the failed image's
+// workers that it does not list.  In a forked child the handler does
+// nothing but die of the signal, as without it.
+//
+// Rejected: a trial run of the new binary in a child before the exec, which
+// cannot take over the pool and so cannot try what may crash; a guardian
+// process, which cannot bring back a pid once it is gone.
+
+// Prepares `back` (a rollback handover: previous -1; its failure is set
+// here, naming the signal) to be executed from `image` by the handler, and
+// installs the handler the first time.  Called again whenever what the
+// image holds changes; the handler always sees a complete handover.
+void arm_crash_rollback(const Handover& back, int image);
+
+// The upgrade committed (or this is a returning image): a crash is a crash.
+// Also called in forked children.
+void disarm_crash_rollback();
 
 }  // namespace preforkd::upgrade

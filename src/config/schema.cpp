@@ -132,6 +132,8 @@ constexpr Key kKeys[] = {
      .field = IN_CONFIG(workers.graceful_timeout), .doc = "seconds old workers may finish in"},
     {.group = "workers", .name = "watchdog_timeout", .kind = Kind::integer, .lo = 0, .hi = 86400,
      .field = IN_CONFIG(workers.watchdog_timeout), .doc = "seconds without progress, 0 = off"},
+    {.group = "workers", .name = "upgrade_timeout", .kind = Kind::integer, .lo = 1, .hi = 60,
+     .field = IN_CONFIG(workers.upgrade_timeout), .doc = "seconds a new binary has to get a worker up"},
     {.group = "workers", .name = "cpu_scheduling", .kind = Kind::choice, .choices = kPolicies,
      .field = IN_CONFIG(workers.cpu_scheduling), .derived = DERIVED(workers.cpu_policy),
      .doc = "scheduling policy of workers"},

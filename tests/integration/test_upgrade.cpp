@@ -7,7 +7,9 @@
 // that exits 1, with a file that is not executable, and with a wrapper that
 // passes -t but then starts the binary on a configuration that does not
 // exist (the new image fails after the exec and must return to the old
-// one).  Each case keeps a bounded load of fresh and keep-alive requests
+// one), and with wrappers that start it with a fault preloaded
+// (tests/preload/upgrade_fault.cpp): a new image that crashes, whose
+// workers die at start-up, or whose workers never come up.  Each case keeps a bounded load of fresh and keep-alive requests
 // running across the upgrade and asserts what an administrator would check:
 // no failed request, the same master pid, the verdict -s upgrade printed,
 // and which workers serve afterwards.
@@ -43,11 +45,12 @@ struct Setup {
     pid_t master = -1;
 };
 
-Setup start_from_copy()
+const Options kPool{.start = 4, .min_spare = 2, .max_spare = 6, .max = 16, .graceful_timeout = 10};
+
+Setup start_from_copy(const std::string& workers_extra = "", const Options& o = kPool)
 {
-    Options o{.start = 4, .min_spare = 2, .max_spare = 6, .max = 16, .graceful_timeout = 10};
     Setup s{Daemon::prepare(o), "", -1};
-    s.d.write_config_text(config_with(o, "keepalive_requests = 1000;"));
+    s.d.write_config_text(config_with(o, "keepalive_requests = 1000;", workers_extra));
     s.binary = s.d.path("preforkd");
     replace_file(s.binary, read_file(daemon_binary()), 0755);
     D_ASSERT(s.d, start_with(s.d, {s.binary, "-f", "-c", s.d.conf}), "daemon did not become ready");
@@ -234,5 +237,159 @@ Test(upgrade, a_new_image_that_fails_after_the_exec_returns_to_the_old_one)
              "the upgrade after the return failed (exit %d): %s%s", again.status, again.out.c_str(),
              again.err.c_str());
     assert_same_master(s, "upgrade after the return");
+    REL_LOG_CLEAN(s.d);
+}
+
+namespace {
+
+// Built beside the binary under test by the Makefile.
+std::string fault_library()
+{
+    std::string bin = daemon_binary();
+    return bin.substr(0, bin.rfind('/') + 1) + "upgrade-fault.so";
+}
+
+// The new binary: a wrapper that runs the -t check on a copy of the binary
+// under test, as a good build would pass it, and then starts that copy with
+// `fault` preloaded (upgrade_fault.cpp).  Returns the copy's path.
+std::string install_faulty(const Setup& s, const std::string& fault)
+{
+    std::string real = s.d.path("preforkd.real");
+    replace_file(real, read_file(daemon_binary()), 0755);
+    cr_assert(file_exists(fault_library()), "%s is missing: make builds it with the integration tests",
+              fault_library().c_str());
+    replace_file(s.binary,
+                 "#!/bin/sh\ncase \" $* \" in *\" -t \"*) exec '" + real + "' \"$@\";; esac\n"
+                 "LD_PRELOAD='" + fault_library() + "'\nPREFORKD_TEST_FAULT='" + fault + "'\n"
+                 "ASAN_OPTIONS=\"${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0\"\n"
+                 "export LD_PRELOAD PREFORKD_TEST_FAULT ASAN_OPTIONS\n"
+                 "exec '" + real + "' \"$@\"\n",
+                 0755);
+    return real;
+}
+
+// What an administrator checks after an upgrade that failed in the new
+// image: -s upgrade said so and why, no request failed, the master kept its
+// pid and runs its old image again, its workers still serve, none of the
+// new binary's workers is left, and a later upgrade works.
+void assert_returned(const Setup& s, const std::string& real, const std::set<pid_t>& before, const Loaded& l,
+                     const std::string& reason)
+{
+    const char* what = reason.c_str();
+    D_ASSERT(s.d, l.verdict.status == 1, "%s: -s upgrade exited %d, want 1: %s%s", what, l.verdict.status,
+             l.verdict.out.c_str(), l.verdict.err.c_str());
+    D_ASSERT(s.d, contains(l.verdict.err, "preforkd: upgrade failed, the running binary stays: ") &&
+                      contains(l.verdict.err, "the previous one runs again") && contains(l.verdict.err, reason),
+             "the verdict does not say the old binary runs again because '%s': %s", what, l.verdict.err.c_str());
+    assert_no_failed_request(s.d, l.stats, what);
+    assert_same_master(s, what);
+    D_ASSERT(s.d, contains(exe_of(s.master), "(deleted)"), "%s: the master does not run its old image: %s", what,
+             exe_of(s.master).c_str());
+    D_ASSERT(s.d, all_still_there(s.d, before), "%s: workers went (%s, were %s)", what, join(s.d.workers()).c_str(),
+             join(std::vector<pid_t>(before.begin(), before.end())).c_str());
+    for (pid_t w : s.d.workers())
+        D_ASSERT(s.d, exe_of(w) != real, "%s: worker %d of the failed binary is still there", what, int(w));
+    D_ASSERT(s.d, s.d.count_log("serves, generation") == 0, "%s: the failed binary was said to serve", what);
+
+    replace_file(s.binary, read_file(daemon_binary()), 0755);
+    RunResult again = ask_upgrade(s.d);
+    D_ASSERT(s.d, again.status == 0 && contains(again.out, "serves, generation"),
+             "%s: the upgrade after the return failed (exit %d): %s%s", what, again.status, again.out.c_str(),
+             again.err.c_str());
+    assert_same_master(s, "upgrade after the return");
+}
+
+}  // namespace
+
+// The new image crashes (SIGSEGV) after it has started two workers of its
+// generation: its handler executes the previous image, which ends those two
+// workers and serves on with its own.
+Test(upgrade, a_new_image_that_crashes_returns_to_the_old_one)
+{
+    Setup s = start_from_copy();
+    std::set<pid_t> before = worker_set(s.d);
+    std::string real = install_faulty(s, "crash:" + std::to_string(SIGSEGV) + ":3");
+    Loaded l = upgrade_under_load(s.d);
+    assert_returned(s, real, before, l, "the new binary was killed by signal 11 (SIGSEGV) before it served");
+    D_ASSERT(s.d, s.d.count_log("of the failed binary") == 2,
+             "the two workers the crashed image started were not ended (%zu ended)",
+             s.d.count_log("of the failed binary"));
+    REL_LOG_CLEAN(s.d);
+}
+
+// The same for abort(), before the new image has started anything.
+Test(upgrade, a_new_image_that_aborts_returns_to_the_old_one)
+{
+    Setup s = start_from_copy();
+    std::set<pid_t> before = worker_set(s.d);
+    std::string real = install_faulty(s, "crash:" + std::to_string(SIGABRT) + ":1");
+    Loaded l = upgrade_under_load(s.d);
+    assert_returned(s, real, before, l, "the new binary was killed by signal 6 (SIGABRT) before it served");
+    REL_LOG_CLEAN(s.d);
+}
+
+// The new image starts, but every worker it forks dies at start-up: it
+// returns as a reload rolls back, and the old workers serve throughout.
+Test(upgrade, new_workers_that_die_at_start_up_return_to_the_old_binary)
+{
+    Setup s = start_from_copy();
+    std::set<pid_t> before = worker_set(s.d);
+    std::string real = install_faulty(s, "exit");
+    Loaded l = upgrade_under_load(s.d);
+    assert_returned(s, real, before, l, "worker could not start");
+    REL_LOG_CLEAN(s.d, "exited with status 1", "could not start");
+}
+
+// The new image's workers never come up: after workers.upgrade_timeout
+// (2 s here, 30 by default) it ends them and returns.
+Test(upgrade, no_new_worker_up_within_upgrade_timeout_returns_to_the_old_binary)
+{
+    Setup s = start_from_copy("upgrade_timeout = 2;");
+    std::set<pid_t> before = worker_set(s.d);
+    std::string real = install_faulty(s, "hang");
+    Loaded l = upgrade_under_load(s.d);
+    assert_returned(s, real, before, l, "no worker of generation 2 was up within 2 s (workers.upgrade_timeout)");
+    REL_LOG_CLEAN(s.d);
+}
+
+// Parking across an upgrade: a keep-alive connection parked before it is
+// handed from the old binary's parker to the new binary's (which replaces
+// it), and its next request is answered on the same connection.
+Test(upgrade, the_parker_is_replaced_and_a_parked_connection_survives)
+{
+    // One worker: a second client served while the first connection is
+    // open proves that connection is parked, not held by the worker.
+    Options one{.start = 1, .min_spare = 1, .max_spare = 1, .max = 1, .graceful_timeout = 10,
+                .keepalive_timeout = 60};
+    Setup s = start_from_copy("", one);
+    pid_t old_parker = -1;
+    D_ASSERT(s.d, wait_until([&] { return (old_parker = parker_of(s.master)) > 0; }), "no parker");
+    int ka = connect_tcp(s.d.port);
+    D_ASSERT(s.d, ka >= 0, "connect failed");
+    std::string buffer;
+    D_ASSERT(s.d, send_all(ka, request("GET", "/x.txt", true)), "send failed");
+    Response first = read_response(ka, buffer);
+    D_ASSERT(s.d, first.ok && first.status == 200, "first request: %s", first.error.c_str());
+    Response other = http_get(s.d.port, "/x.txt");
+    D_ASSERT(s.d, other.ok && other.status == 200, "a second client was not served beside the parked one: %s",
+             other.error.c_str());
+
+    replace_file(s.binary, read_file(daemon_binary()), 0755);
+    RunResult verdict = ask_upgrade(s.d);
+    D_ASSERT(s.d, verdict.status == 0 && contains(verdict.out, "serves, generation 2"),
+             "-s upgrade exited %d: %s%s", verdict.status, verdict.out.c_str(), verdict.err.c_str());
+    D_ASSERT(s.d, wait_until([&] { return is_gone(old_parker); }), "the old parker %d is still there",
+             int(old_parker));
+    pid_t new_parker = parker_of(s.master);
+    D_ASSERT(s.d, new_parker > 0 && new_parker != old_parker && exe_of(new_parker) == s.binary,
+             "the parker was not replaced by one of the new binary (now %d, %s; was %d)", int(new_parker),
+             exe_of(new_parker).c_str(), int(old_parker));
+
+    D_ASSERT(s.d, send_all(ka, request("GET", "/x.txt", true)), "send on the parked connection failed");
+    Response after = read_response(ka, buffer);
+    D_ASSERT(s.d, after.ok && after.status == 200 && after.header("connection") != "close",
+             "the connection parked before the upgrade: %s %d", after.error.c_str(), after.status);
+    ::close(ka);
+    assert_same_master(s, "parker replaced");
     REL_LOG_CLEAN(s.d);
 }
