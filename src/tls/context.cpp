@@ -444,7 +444,8 @@ std::shared_ptr<const Generation> generation(const config::Config& config)
     if (!g->contexts.empty())
         log::notice(g->contexts.ktls()
                       ? "TLS file bodies: kernel TLS with SSL_sendfile where the session allows it"
-                      : "TLS file bodies: read and SSL_write in 16 KiB records (no kernel TLS here)");
+                      : "TLS file bodies: read and SSL_write in 16 KiB records, four to a send "
+                        "(no kernel TLS here)");
     return g;
 }
 
