@@ -160,6 +160,8 @@ ssize_t Stream::failed_io(int ret)
 ssize_t Stream::read(char* data, std::size_t size)
 {
     for (;;) {
+        // Reading writes nothing that must leave at once: TLS 1.3 answers
+        // a KeyUpdate with the next write, whose flush sends it.
         int n = SSL_read(ssl_, data, int(std::min<std::size_t>(size, 1 << 30)));
         if (n > 0)
             return n;
@@ -179,10 +181,24 @@ ssize_t Stream::write(const char* data, std::size_t size)
 {
     if (size == 0)
         return 0;
-    int n = SSL_write(ssl_, data, int(std::min<std::size_t>(size, 1 << 30)));
-    return n > 0 ? n : failed_io(n);
+    // After EAGAIN from the flush, SSL_write already took these bytes.
+    if (written_ == 0) {
+        int n = SSL_write(ssl_, data, int(std::min<std::size_t>(size, 1 << 30)));
+        if (n <= 0)
+            return failed_io(n);
+        written_ = std::size_t(n);
+    }
+    if (!flush())
+        return -1;
+    ssize_t n = ssize_t(written_);
+    written_ = 0;
+    return n;
 }
 
+// One pread() of up to kBatchRecords records' worth of the file, one
+// SSL_write of it into the write buffer, one send.  Bytes TLS took but
+// that did not leave yet are remembered (taken_), and the call that
+// finds them sent reports them: *offset only moves past bytes that left.
 ssize_t Stream::send_file(int file, off_t* offset, std::size_t count)
 {
 #ifndef OPENSSL_NO_KTLS
@@ -195,19 +211,61 @@ ssize_t Stream::send_file(int file, off_t* offset, std::size_t count)
         return n == 0 ? 0 : failed_io(int(n));
     }
 #endif
+    if (!file_buffer_) {
+        file_chunk_ = batch_writes() ? kBatchRecords * kRecord : kRecord;
+        file_buffer_.reset(new char[file_chunk_]);   // not zeroed: pread fills it
+    }
     if (buffered_ == 0) {
-        ssize_t got = ::pread(file, buffer_, std::min(count, sizeof buffer_), *offset);
+        ssize_t got = ::pread(file, file_buffer_.get(), std::min(count, file_chunk_), *offset);
         if (got <= 0)
             return got;
         buffered_ = std::size_t(got);
     }
     // Called again after EAGAIN with the same buffer, as SSL_write wants.
-    int n = SSL_write(ssl_, buffer_, int(buffered_));
-    if (n <= 0)
-        return failed_io(n);
+    if (taken_ == 0) {
+        int n = SSL_write(ssl_, file_buffer_.get(), int(buffered_));
+        if (n <= 0)
+            return failed_io(n);
+        taken_ = std::size_t(n);
+    }
+    if (!flush())
+        return -1;
+    ssize_t n = ssize_t(taken_);
     *offset += n;
+    taken_ = 0;
     buffered_ = 0;
     return n;
+}
+
+// The write buffer goes between the session and the socket when the
+// first file body is sent, and stays for the rest of the connection.
+bool Stream::batch_writes()
+{
+    if (batch_)
+        return true;
+    BIO* next = SSL_get_wbio(ssl_);
+    BIO* buffer = BIO_new(BIO_f_buffer());
+    if (!next || !buffer || BIO_set_write_buffer_size(buffer, kBatchBufferBytes) <= 0 ||
+        !BIO_up_ref(next)) {
+        BIO_free(buffer);
+        ERR_clear_error();
+        return false;
+    }
+    BIO_push(buffer, next);
+    SSL_set0_wbio(ssl_, buffer);   // drops the session's own reference to `next`
+    batch_ = buffer;
+    return true;
+}
+
+bool Stream::flush()
+{
+    if (!batch_ || BIO_wpending(batch_) == 0)
+        return true;
+    if (BIO_flush(batch_) > 0)
+        return true;
+    errno = BIO_should_retry(batch_) ? EAGAIN : EIO;
+    ERR_clear_error();
+    return false;
 }
 
 bool Stream::pending() const
@@ -219,6 +277,8 @@ void Stream::close_notify()
 {
     if (ssl_ && SSL_is_init_finished(ssl_))
         SSL_shutdown(ssl_);
+    if (batch_)
+        BIO_flush(batch_);
     ERR_clear_error();
 }
 

@@ -2,7 +2,8 @@
 // certificates made at test time (make_certs.sh, the openssl command): curl
 // with --cacert for each SNI name, the default certificate without SNI, ALPN,
 // plain HTTP sent to the TLS port, 421 when SNI and Host disagree, a large
-// file byte for byte, a half ClientHello that must not hold the only worker,
+// file byte for byte, files and a range to a slow reader on one keep-alive
+// connection, a half ClientHello that must not hold the only worker,
 // bad reloads rejected with file:line while the old certificate is still
 // served, and -t on a mismatched key and a certificate about to expire.
 #include <criterion/criterion.h>
@@ -203,6 +204,39 @@ Test(tls, a_large_file_arrives_byte_for_byte)
     D_ASSERT(t.d, same.status == 0, "the file came back different: %s", same.out.c_str());
     D_ASSERT(t.d, t.d.log_text().find("TLS file bodies: ") != std::string::npos,
              "the start did not say which body path TLS takes");
+    NO_SANITIZER_REPORTS();
+}
+
+// File bodies leave in sends of four records from a write buffer; a client
+// that reads slowly makes those sends wait (EAGAIN) part-way, and the
+// answers after it on the same connection, from a file or from memory,
+// must still follow the whole body in order.
+Test(tls, a_slow_reader_gets_files_whole_and_in_order_on_one_connection)
+{
+    TlsDaemon t = started();
+    RunResult made = run({"/bin/sh", "-c", "head -c 3000017 /dev/urandom > " + t.d.path("www-a/big.bin") +
+                                               " && tail -c 2930000 " + t.d.path("www-a/big.bin") + " > " +
+                                               t.d.path("tail.bin")},
+                         t.d.dir);
+    cr_assert_eq(made.status, 0);
+    RunResult r = https(t, "a.test",
+                        {"--limit-rate", "3M", "-w", "%{http_code} %{num_connects}\n",
+                         "-o", t.d.path("one.out"), url(t, "a.test", "/big.bin"),
+                         "-o", t.d.path("two.out"), url(t, "a.test", "/index.html"),
+                         "-o", t.d.path("three.out"), url(t, "a.test", "/big.bin")});
+    D_ASSERT(t.d, r.status == 0, "curl: %s", r.err.c_str());
+    D_ASSERT(t.d, r.out == "200 1\n200 0\n200 0\n", "codes and new connections: '%s'", r.out.c_str());
+    for (const char* out : {"one.out", "three.out"}) {
+        RunResult same = run({"/usr/bin/cmp", t.d.path("www-a/big.bin"), t.d.path(out)}, t.d.dir);
+        D_ASSERT(t.d, same.status == 0, "%s came back different: %s", out, same.out.c_str());
+    }
+    D_ASSERT(t.d, read_file(t.d.path("two.out")) == "site a\n", "index.html between the two");
+    // A range that starts and ends off the four-record boundaries.
+    r = https(t, "a.test", {"-r", "70017-", "-w", "%{http_code}", "-o", t.d.path("range.out"),
+                            url(t, "a.test", "/big.bin")});
+    D_ASSERT(t.d, r.status == 0 && r.out == "206", "range: %s %s", r.out.c_str(), r.err.c_str());
+    RunResult same = run({"/usr/bin/cmp", t.d.path("tail.bin"), t.d.path("range.out")}, t.d.dir);
+    D_ASSERT(t.d, same.status == 0, "the range came back different: %s", same.out.c_str());
     NO_SANITIZER_REPORTS();
 }
 

@@ -12,16 +12,24 @@
 // prefix and writes are discarded.
 //
 // Bodies: with kernel TLS active on the socket, send_file() is
-// SSL_sendfile (zero copy); otherwise pread() into a 16 KiB buffer and
-// SSL_write, one record at a time.
+// SSL_sendfile (zero copy); otherwise pread() of 64 KiB and one SSL_write
+// of it, four 16 KiB records, into a write buffer that goes out in one
+// send: a 1 MiB body is 16 reads and 16 sends, not 64 of each.  The two
+// buffers (64 and 65 KiB) are made for the first file body on a
+// connection; answers from memory (heads, small cached files) go out one
+// SSL_write, one send, through the write buffer or, before it exists,
+// straight.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <sys/types.h>
 
 #include "preforkd/tls/context.hpp"
+
+typedef struct bio_st BIO;
 
 namespace preforkd::tls {
 
@@ -75,8 +83,21 @@ public:
     const SiteFinder& finder() const noexcept { return finder_; }
 
 private:
+    // The largest record's plaintext.
+    static constexpr std::size_t kRecord = 16384;
+    // Records a send_file() call reads and sends at once.
+    static constexpr std::size_t kBatchRecords = 4;
+    // Room for kBatchRecords full records with their headers and tags.
+    static constexpr long kBatchBufferBytes = long(kBatchRecords * (kRecord + 256));
+
     bool refill();
     ssize_t failed_io(int ret);
+    // Puts the write buffer under the session; false if it cannot be made
+    // (then records go out one by one).
+    bool batch_writes();
+    // Sends what the write buffer holds: true when it is empty, false with
+    // errno EAGAIN (call again) or EIO.
+    bool flush();
 
     SSL* ssl_ = nullptr;
     const Contexts* contexts_;
@@ -84,8 +105,12 @@ private:
     int fd_;
     bool on_prefix_ = false;   // rbio is still the prefix's memory BIO
     std::string failure_;
-    char buffer_[16384];
-    std::size_t buffered_ = 0;   // file bytes in buffer_ not yet written
+    std::unique_ptr<char[]> file_buffer_;   // made for the first file body
+    std::size_t file_chunk_ = 0;  // its size: what one send_file() reads
+    std::size_t buffered_ = 0;   // file bytes in it not yet taken by TLS
+    BIO* batch_ = nullptr;       // the write buffer, owned by the session
+    std::size_t taken_ = 0;      // file bytes TLS took, not yet sent
+    std::size_t written_ = 0;    // write()'s bytes taken by TLS, not yet sent
 };
 
 }  // namespace preforkd::tls
