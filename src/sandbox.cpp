@@ -60,6 +60,18 @@
 // total PSS with the sandbox, 40.2 MiB without).  Nothing in it depends on the worker
 // (no pid, no root), so one program serves every worker and generation.
 //
+// What it costs a request (measured 2026-11-27, Linux 6.18, a forked child
+// timing a loop of calls with and without install(), best of 7 interleaved
+// rounds): the kernel caches "allow" per call number for every call allowed
+// whatever its arguments (Linux >= 5.11; an emulation of the kernel's check
+// on the loaded filter finds all of them cached, with the binary tree too),
+// so those pay only the seccomp entry (getpid +240 ns, recv +320 ns in this
+// virtual machine, as much as with a one-instruction allow-all filter).
+// Only open, openat, mmap, mprotect and ioctl run the filter (ioctl FIONREAD
+// +410 ns, once per connection at most).  Landlock adds to each open beneath
+// a root (openat relative to the root's descriptor: 9.8 us, 12.3 us under
+// Landlock); stat(2) costs nothing more.
+//
 // Rejected: a list of forbidden calls (a new kernel's call would be
 // allowed), SECCOMP_RET_KILL_PROCESS (the master could not name the call),
 // and filtering connect(2) by address (seccomp cannot read the sockaddr).
