@@ -504,18 +504,8 @@ enum class Head { complete, closed, parked };
 // keep-alive clock, a begun head with the head's clock and bytes.
 handoff::Parcel parcel_of(const Conn& c, handoff::Kind kind, std::int64_t since_ms)
 {
-    handoff::Parcel p;
-    p.kind = kind;
-    p.listener = std::uint32_t(c.env.listener);
-    p.requests = std::uint32_t(c.requests);
-    p.since_ms = since_ms;
-    p.idle_timeout_ms = c.settings.keepalive_timeout_ms;
-    p.head_timeout_ms = c.settings.header_timeout_ms;
-    p.head_timeout_max_ms = c.settings.header_timeout_max_ms;
-    p.min_rate = c.settings.header_min_rate;
-    p.max_head = std::uint32_t(c.settings.limits.max_header_size);
-    p.remote = c.remote;
-    return p;
+    return handoff::parcel_for(kind, c.settings, c.env.listener, std::uint32_t(c.requests), since_ms,
+                               c.settings.keepalive_timeout_ms, c.remote);
 }
 
 // A full queue (the parker is behind, or gone): the connection waits here,

@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include "preforkd/connection.hpp"
+
 namespace preforkd::handoff {
 namespace {
 
@@ -67,6 +69,23 @@ std::int64_t Parcel::deadline_ms() const noexcept
         return since_ms + idle_timeout_ms;
     return head_deadline_ms(since_ms, head_timeout_ms, head_timeout_max_ms, min_rate,
                             bytes.size());
+}
+
+Parcel parcel_for(Kind kind, const connection::Settings& s, int listener, std::uint32_t requests,
+                  std::int64_t since_ms, std::int32_t idle_timeout_ms, std::string remote)
+{
+    Parcel p;
+    p.kind = kind;
+    p.listener = std::uint32_t(listener);
+    p.requests = requests;
+    p.since_ms = since_ms;
+    p.idle_timeout_ms = idle_timeout_ms;
+    p.head_timeout_ms = s.header_timeout_ms;
+    p.head_timeout_max_ms = s.header_timeout_max_ms;
+    p.min_rate = s.header_min_rate;
+    p.max_head = std::uint32_t(s.limits.max_header_size);
+    p.remote = std::move(remote);
+    return p;
 }
 
 std::string encode(const Parcel& p)

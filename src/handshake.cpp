@@ -111,17 +111,9 @@ bool park_hello(int fd, const std::string& remote, const std::string& prefix,
 {
     if (!settings.parking || !env.park)
         return false;
-    handoff::Parcel p;
-    p.kind = handoff::Kind::tls_hello;
+    handoff::Parcel p = handoff::parcel_for(handoff::Kind::tls_hello, settings, env.listener, 0,
+                                            since_ms, tls.handshake_timeout_ms, remote);
     p.tls = true;
-    p.listener = std::uint32_t(env.listener);
-    p.since_ms = since_ms;
-    p.idle_timeout_ms = tls.handshake_timeout_ms;
-    p.head_timeout_ms = settings.header_timeout_ms;
-    p.head_timeout_max_ms = settings.header_timeout_max_ms;
-    p.min_rate = settings.header_min_rate;
-    p.max_head = std::uint32_t(settings.limits.max_header_size);
-    p.remote = remote;
     p.bytes = prefix;
     return env.park(fd, p, -1);
 }

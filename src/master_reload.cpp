@@ -153,11 +153,13 @@ void Master::commit_reload(Reload next)
 }
 
 // What a rollback returns to is the state of the last generation that came
-// up: a reload on top of an open one (whose generation never came up)
-// keeps the first one's, and adds what it drops to what is kept open.
+// up, its session-ticket keys included: a reload on top of an open one
+// (whose generation never came up) keeps the first one's, and adds what it
+// drops to what is kept open.
 void Master::keep_for_rollback(std::vector<listener::Listener> dropped)
 {
     if (!reload_.open) {
+        reload_.previous_tickets = tls::tickets::running();
         reload_.previous = std::move(serving_);
         reload_.previous_generation = generation_;
         reload_.previous_floor_adjust = floor_adjust_;
@@ -226,6 +228,7 @@ void Master::roll_back()
     reload_.dropped.clear();
     retire_listeners(unused);
     serving_ = std::move(reload_.previous);
+    tls::tickets::restore(serving_.config.tls, reload_.previous_tickets);
     tune_listeners();
     log::configure(serving_.config.log.facility_code, serving_.config.log.level_priority);
     generation_ = reload_.previous_generation;
@@ -251,6 +254,7 @@ void Master::end_reload()
 {
     retire_listeners(reload_.dropped);
     reload_.previous = Serving{};
+    reload_.previous_tickets = {};
     reload_.open = false;
     reload_.why.clear();
     answer_waiting((last_reload_.ok ? "ok: " : "failed: ") + last_reload_.message + "\n");

@@ -307,6 +307,7 @@ void Master::forget_upgrade_in_child()
     upgrading_.previous.reset();
     board_memory_.reset();
     upgrade::close_in_child();
+    tls::tickets::forget_in_child();   // the key block's read-write descriptor
 }
 
 }  // namespace preforkd::master

@@ -107,8 +107,15 @@ struct Tls {
     int ticket_rotation = 3600;      // seconds a ticket key encrypts; kept one more for decrypting
     std::string ticket_key_file;     // "" = keys made by the master, in memory only
     int handshake_timeout = 10;      // seconds a handshake may take
+    std::string ticket_key_file_where;   // "file:line" of ticket_key_file, for messages; not a value
 
-    bool operator==(const Tls&) const = default;
+    bool operator==(const Tls& o) const
+    {
+        return protocols == o.protocols && ciphers == o.ciphers && ciphersuites == o.ciphersuites &&
+               curves == o.curves && session_tickets == o.session_tickets &&
+               ticket_rotation == o.ticket_rotation && ticket_key_file == o.ticket_key_file &&
+               handshake_timeout == o.handshake_timeout;
+    }
 };
 
 // --- sites -------------------------------------------------------------------

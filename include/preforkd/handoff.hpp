@@ -30,6 +30,10 @@
 
 #include "preforkd/fd.hpp"
 
+namespace preforkd::connection {
+struct Settings;
+}
+
 namespace preforkd::handoff {
 
 enum class Kind : std::uint8_t {
@@ -83,6 +87,15 @@ struct Parcel {
 std::int64_t head_deadline_ms(std::int64_t since_ms, std::int32_t timeout_ms,
                               std::int32_t timeout_max_ms, std::int32_t min_rate,
                               std::size_t bytes) noexcept;
+
+// The parcel a worker hands a connection to the parker with, as far as
+// every kind agrees: the listener, the requests answered, when the wait
+// began, the wait's own timeout (keep-alive, or the TLS handshake) and the
+// head rules of `s`; the caller adds what is particular (bytes, tls, the
+// rest of an answer).  One builder, so a rule added to the settings reaches
+// every parcel.
+Parcel parcel_for(Kind kind, const connection::Settings& s, int listener, std::uint32_t requests,
+                  std::int64_t since_ms, std::int32_t idle_timeout_ms, std::string remote);
 
 // The largest parcel: a head of up to 64 KiB plus the fixed part and the
 // address.  A SOCK_SEQPACKET message must fit the socket buffer whole.

@@ -55,6 +55,7 @@ struct OpenReload {
     bool open = false;
     bool can_roll_back = false;                // false for adopted workers
     Serving previous;                          // the configuration to return to
+    tls::tickets::Running previous_tickets;    // and the session-ticket keys it used
     std::uint32_t previous_generation = 0;     // the generation that ran it
     int previous_floor_adjust = 0;
     std::vector<listener::Listener> dropped;   // listeners it closed, still open

@@ -44,7 +44,8 @@ void check_readable(std::vector<std::string>& problems, const std::string& what,
 }
 
 // The ticket key file is read as the master will read it (its size is the
-// usual mistake); the mode warning is left to the master's own read.
+// usual mistake), and named with the setting's file:line, as a syntax error
+// is; the mode warning is left to the master's own read.
 void check_ticket_keys(std::vector<std::string>& problems, const Config& c)
 {
     if (c.tls.ticket_key_file.empty())
@@ -52,7 +53,7 @@ void check_ticket_keys(std::vector<std::string>& problems, const Config& c)
     try {
         tls::tickets::read_key_file(c.tls.ticket_key_file, false);
     } catch (const std::exception& e) {
-        problems.push_back(std::string("tls.") + e.what());
+        problems.push_back(tls::tickets::located(c.tls, e.what()));
     }
 }
 

@@ -153,6 +153,8 @@ void Loader::load_top_key(const Key& k)
             check_pool(g);
         if (name == "http")
             check_http(g);
+        if (name == "tls" && g && g->exists("ticket_key_file"))   // the file is read later
+            config_.tls.ticket_key_file_where = where((*g)["ticket_key_file"]);
     } else if (k.kind != Kind::include && root.exists(name)) {
         read_key(root[name.c_str()], k, Slot{&config_}, name);
     }

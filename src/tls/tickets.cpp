@@ -1,7 +1,12 @@
 // tickets.cpp - the shared session-ticket keys (see tls/tickets.hpp).
 //
-// One block per master, in a memfd mapped MAP_SHARED before the first fork;
-// workers inherit the mapping.  The block is words of std::atomic so that a
+// One block per master, in a memfd mapped MAP_SHARED before the first fork.
+// The master maps it twice: g_writer, read-write and MADV_DONTFORK (no child
+// ever has it), and g_block, read-only from a descriptor opened O_RDONLY,
+// which workers inherit and every reader uses.  The kernel refuses
+// PROT_WRITE on a shared mapping of a read-only descriptor, so a worker
+// cannot undo that; and a child closes the read-write memfd at once
+// (forget_in_child()).  The block is words of std::atomic so that a
 // reader copying while the master writes is a retry, not undefined
 // behaviour; the sequence counter tells the two apart.  The master's policy
 // (the period, when the last rotation was, whether the keys came from a
@@ -12,8 +17,11 @@
 // there is one set of keys per master by design.
 //
 // Rejected: a process-shared mutex (a worker killed while holding it would
-// stall every handshake), and generating keys in each worker (tickets would
-// resume only on the worker that issued them).
+// stall every handshake), generating keys in each worker (tickets would
+// resume only on the worker that issued them), and sealing the memfd with
+// F_SEAL_FUTURE_WRITE (the new image of an in-place upgrade could then map
+// the block only read-only, and could never rotate the keys the old
+// generation's workers read).
 #include "preforkd/tls/tickets.hpp"
 
 #include <atomic>
@@ -55,7 +63,8 @@ struct Snapshot {
     std::size_t count = 0;
 };
 
-Block* g_block = nullptr;
+const Block* g_block = nullptr;   // read-only: what every process reads
+Block* g_writer = nullptr;        // read-write, the master's alone
 Fd g_memfd;
 // The master's policy.
 int g_period_s = 3600;
@@ -88,17 +97,18 @@ Key random_key()
 void publish(const std::vector<Key>& keys)
 {
     std::size_t n = std::min(keys.size(), kMaxKeys);
-    std::uint64_t s = g_block->sequence.load(std::memory_order_relaxed);
-    g_block->sequence.store(s + 1, std::memory_order_relaxed);
+    Block* b = g_writer;
+    std::uint64_t s = b->sequence.load(std::memory_order_relaxed);
+    b->sequence.store(s + 1, std::memory_order_relaxed);
     std::atomic_thread_fence(std::memory_order_release);
     for (std::size_t i = 0; i < n; ++i) {
         std::uint64_t w[kWords];
         std::memcpy(w, &keys[i], sizeof w);
         for (std::size_t j = 0; j < kWords; ++j)
-            g_block->words[i * kWords + j].store(w[j], std::memory_order_relaxed);
+            b->words[i * kWords + j].store(w[j], std::memory_order_relaxed);
     }
-    g_block->count.store(n, std::memory_order_relaxed);
-    g_block->sequence.store(s + 2, std::memory_order_release);
+    b->count.store(n, std::memory_order_relaxed);
+    b->sequence.store(s + 2, std::memory_order_release);
 }
 
 void read_into(Snapshot& out)
@@ -125,9 +135,9 @@ void read_into(Snapshot& out)
     }
 }
 
-void* map_block(int fd)
+void* map_block(int fd, int prot)
 {
-    void* p = ::mmap(nullptr, sizeof(Block), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void* p = ::mmap(nullptr, sizeof(Block), prot, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED)
         throw sys_error("mmap", "session-ticket keys");
     // Keys are no business of a core dump, and better not in swap; the
@@ -138,6 +148,53 @@ void* map_block(int fd)
     return p;
 }
 
+// The master's writable mapping: no child inherits it.
+Block* map_writer(int fd)
+{
+    void* p = map_block(fd, PROT_READ | PROT_WRITE);
+    if (::madvise(p, sizeof(Block), MADV_DONTFORK) != 0) {
+        int e = errno;
+        ::munmap(p, sizeof(Block));
+        throw sys_error("madvise", "session-ticket keys", e);
+    }
+    return static_cast<Block*>(p);
+}
+
+// The readers' mapping, from a second, read-only open of the memfd: the
+// kernel clears VM_MAYWRITE on it, so no mprotect() can make it writable.
+// Without /proc (a bare chroot or container) the view is still PROT_READ,
+// but of the read-write descriptor: said once, and the server runs.
+const Block* map_reader(int fd)
+{
+    std::string path = "/proc/self/fd/" + std::to_string(fd);
+    Fd ro(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ro)
+        log::warning(sys_message("open", path, errno) +
+                     ": the workers' read-only view of the session-ticket keys is one they "
+                     "could make writable");
+    return static_cast<const Block*>(map_block(ro ? ro.get() : fd, PROT_READ));
+}
+
+// Both mappings of `fd`, or neither (and the old ones stay).
+void map_both(Fd fd)
+{
+    Block* writer = map_writer(fd.get());
+    const Block* reader = nullptr;
+    try {
+        reader = map_reader(fd.get());
+    } catch (...) {
+        ::munmap(writer, sizeof(Block));
+        throw;
+    }
+    if (g_writer)
+        ::munmap(g_writer, sizeof(Block));
+    if (g_block)
+        ::munmap(const_cast<Block*>(g_block), sizeof(Block));
+    g_writer = writer;
+    g_block = reader;
+    g_memfd = std::move(fd);
+}
+
 void create_block()
 {
     Fd fd(::memfd_create("preforkd-ticket-keys", MFD_CLOEXEC));
@@ -145,8 +202,8 @@ void create_block()
         throw sys_error("memfd_create", "session-ticket keys");
     if (::ftruncate(fd.get(), sizeof(Block)) != 0)
         throw sys_error("ftruncate", "session-ticket keys");
-    g_block = new (map_block(fd.get())) Block{};
-    g_memfd = std::move(fd);
+    map_both(std::move(fd));
+    new (g_writer) Block{};
 }
 
 // Called with a found key: sets up the HMAC over the ticket.
@@ -254,9 +311,9 @@ void start(const config::Tls& tls)
     std::vector<Key> keys = prepare(tls);
     g_period_s = tls.ticket_rotation;
     g_last_rotation_ms = 0;
-    if (g_block && keys.empty() && !g_from_file)
+    if (g_writer && keys.empty() && !g_from_file)
         return;
-    if (!g_block)
+    if (!g_writer)
         create_block();
     g_from_file = !keys.empty();
     if (keys.empty())
@@ -270,17 +327,27 @@ void start(const config::Tls& tls)
                   std::to_string(g_period_s) + " s");
 }
 
+std::string located(const config::Tls& tls, const std::string& message)
+{
+    return (tls.ticket_key_file_where.empty() ? "" : tls.ticket_key_file_where + ": ") + "tls." +
+           message;
+}
+
 std::vector<Key> prepare(const config::Tls& tls)
 {
     if (tls.ticket_key_file.empty())
         return {};
-    return read_key_file(tls.ticket_key_file);
+    try {
+        return read_key_file(tls.ticket_key_file);
+    } catch (const std::runtime_error& e) {
+        throw std::runtime_error(located(tls, e.what()));
+    }
 }
 
 void commit(const config::Tls& tls, std::vector<Key> from_file)
 {
     g_period_s = tls.ticket_rotation;
-    if (!g_block)
+    if (!g_writer)
         return;
     if (!from_file.empty()) {
         publish(from_file);
@@ -294,9 +361,27 @@ void commit(const config::Tls& tls, std::vector<Key> from_file)
     }
 }
 
+Running running()
+{
+    return Running{current(), g_from_file};
+}
+
+void restore(const config::Tls& tls, const Running& kept)
+{
+    g_period_s = tls.ticket_rotation;
+    if (!g_writer || (!kept.from_file && !g_from_file) || kept.keys.empty())
+        return;
+    publish(kept.keys);
+    g_from_file = kept.from_file;
+    g_last_rotation_ms = monotonic_ms();   // the restored encrypting key gets a whole period
+    log::notice("session tickets: the keys of the running configuration restored (" +
+                std::to_string(kept.keys.size()) + " key(s)" +
+                (kept.from_file ? " from " + quoted(tls.ticket_key_file) : std::string()) + ")");
+}
+
 void tick(std::int64_t now_ms)
 {
-    if (!g_block || g_from_file)
+    if (!g_writer || g_from_file)
         return;
     if (g_last_rotation_ms == 0) {
         g_last_rotation_ms = now_ms;
@@ -311,6 +396,8 @@ void tick(std::int64_t now_ms)
 
 void rotate()
 {
+    if (!g_writer)
+        return;
     Snapshot s;
     read_into(s);
     std::vector<Key> keys{random_key()};
@@ -333,12 +420,14 @@ void adopt(int fd)
     if (!S_ISREG(st.st_mode) || st.st_size != off_t(sizeof(Block)))
         throw std::runtime_error("descriptor " + std::to_string(fd) +
                                  " holds no session-ticket key block");
-    Block* block = static_cast<Block*>(map_block(owned.get()));
-    if (g_block)
-        ::munmap(g_block, sizeof(Block));
-    g_block = block;
-    g_memfd = std::move(owned);
+    map_both(std::move(owned));
     g_from_file = false;
+}
+
+void forget_in_child() noexcept
+{
+    g_memfd.reset();
+    g_writer = nullptr;   // MADV_DONTFORK: not mapped here
 }
 
 std::vector<Key> current()

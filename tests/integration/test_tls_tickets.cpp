@@ -3,6 +3,8 @@
 // output): a ticket resumes on another worker of the pool and after a
 // reload, still resumes one rotation later and no longer two rotations
 // later, and resumes on a second server given the same ticket_key_file.
+// A reload rolled back leaves the running keys in use, workers map the
+// keys read-only, and -t names a bad key file with the setting's file:line.
 // Also a TLS listener behind the PROXY protocol: the header, then the
 // handshake on the same connection.  Certificates are made at test time.
 #include <criterion/criterion.h>
@@ -197,11 +199,77 @@ Test(tls_tickets, the_key_file_is_read_again_on_reload) {
     Session s = resume(d);
     D_ASSERT(d, s.reused, "the old key, second in the file, no longer decrypts: %s", s.output.c_str());
     reload_to(std::string(81, 'x'), "reload failed");
+    std::size_t line = 0;
+    std::vector<std::string> conf = lines_of(read_file(d.conf));
+    while (line < conf.size() && conf[line].find("ticket_key_file") == std::string::npos)
+        ++line;
+    std::string where = d.conf + ":" + std::to_string(line + 1) + ": tls.ticket_key_file";
+    D_ASSERT(d, d.count_log(where) == 1, "the rejected reload does not say '%s'", where.c_str());
     s = resume(d);
     D_ASSERT(d, s.reused, "a rejected key file changed the keys: %s", s.output.c_str());
     reload_to(key_b, "ready: generation 3");
     s = resume(d);
     D_ASSERT(d, !s.reused, "a ticket of a key no longer in the file resumed: %s", s.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// A reload that reads a new key file and is then rolled back (its workers
+// cannot start: a jail without the root in it, which the check made from
+// outside passes) leaves the running keys in use: a ticket of the old key
+// still resumes, and one of the new key (made by a second server that uses
+// it) does not.
+Test(tls_tickets, a_rolled_back_reload_keeps_the_running_keys) {
+    std::string keys_dir = make_tempdir();
+    std::string old_file = keys_dir + "/old.key", new_file = keys_dir + "/new.key";
+    write_file(old_file, std::string(80, 'o'), 0600);
+    write_file(new_file, std::string(80, 'n'), 0600);
+    Daemon d = tls_daemon(Options{}, "ticket_key_file = \"" + old_file + "\";");
+    Daemon other = tls_daemon(Options{}, "ticket_key_file = \"" + new_file + "\";");
+    first_session(d);
+    first_session(other);
+    make_dir(d.path("jail"));
+    std::string text = read_file(d.conf);
+    text.replace(text.find(old_file), old_file.size(), new_file);
+    d.write_config_text(text + "chroot = \"" + d.path("jail") + "\";\n");
+    RunResult r = run({daemon_binary(), "-s", "reload", "-c", d.conf}, d.dir, 60s);
+    D_ASSERT(d, r.status == 1 && (r.out + r.err).find("rolled back: ") != std::string::npos,
+             "-s reload exited %d, want a rollback: '%s' '%s'", r.status, r.out.c_str(), r.err.c_str());
+    D_ASSERT(d, d.count_log("1 key(s) from ticket_key_file \"" + new_file) == 1,
+             "the reload never read the new key file");
+    Session old_ticket = resume(d);
+    D_ASSERT(d, old_ticket.reused, "a ticket of the running key no longer resumes after the "
+                                   "rollback: %s", old_ticket.output.c_str());
+    Session new_ticket = s_client(d, "-sess_in " + other.path("session.pem"));
+    D_ASSERT(d, new_ticket.served && !new_ticket.reused,
+             "a ticket of the rolled-back reload's key resumed: %s", new_ticket.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// The keys are the master's to write: every child of it (the workers, the
+// parker, when parking is on) maps the block once, read-only ("r--s" in /proc/PID/maps), where
+// the master has its writable mapping beside the read-only one.
+Test(tls_tickets, workers_map_the_keys_read_only) {
+    Daemon d = tls_daemon(Options{.start = 2, .min_spare = 1, .max_spare = 3, .max = 4}, "");
+    first_session(d);   // a worker that has served a handshake
+    auto block_lines = [](pid_t pid) {
+        std::vector<std::string> out;
+        for (const std::string& l : lines_of(read_file("/proc/" + std::to_string(pid) + "/maps")))
+            if (l.find("preforkd-ticket-keys") != std::string::npos)
+                out.push_back(l);
+        return out;
+    };
+    std::vector<std::string> master = block_lines(d.pid);
+    D_ASSERT(d, master.size() == 2, "the master maps the block %zu times", master.size());
+    std::vector<pid_t> children = d.workers();
+    D_ASSERT(d, !children.empty(), "no worker");
+    for (pid_t child : children) {
+        std::vector<std::string> lines = block_lines(child);
+        std::string seen;
+        for (const std::string& l : lines)
+            seen += "\n" + l;
+        D_ASSERT(d, lines.size() == 1 && lines[0].find(" r--s ") != std::string::npos,
+                 "process %d maps the key block as:%s", int(child), seen.c_str());
+    }
     NO_SANITIZER_REPORTS();
 }
 
@@ -217,6 +285,35 @@ Test(tls_tickets, a_key_file_of_the_wrong_size_is_refused) {
     D_ASSERT(d, r.err.find(d.path("ticket.key")) != std::string::npos &&
                     r.err.find("81 bytes") != std::string::npos,
              "-t did not name the file and its size: %s", r.err.c_str());
+}
+
+// Every mistake in ticket_key_file is named where the setting is written,
+// "file:line:" as any other configuration error: a missing file, one of
+// the wrong size, a directory.  The setting sits in an included file here,
+// so the position is not just the main file's.
+Test(tls_tickets, a_bad_key_file_is_named_with_its_file_and_line) {
+    Daemon d = Daemon::prepare();
+    write_file(d.path("ticket.key"), std::string(79, 'k'), 0600);
+    make_dir(d.path("keys.d"));
+    Options o;
+    o.extra = "@include \"tls.conf\"\n";
+    d.write_config(o);
+    struct Case {
+        std::string path, reason;
+    };
+    for (const Case& c : {Case{d.path("missing.key"), "No such file"},
+                          Case{d.path("ticket.key"), "79 bytes"},
+                          Case{d.path("keys.d"), "not a regular file"}}) {
+        write_file(d.path("tls.conf"), "# the keys every server of the fleet shares\n"
+                                       "tls = {\n  ticket_rotation = 600;\n"
+                                       "  ticket_key_file = \"" + c.path + "\";\n};\n");
+        RunResult r = run({daemon_binary(), "-t", "-c", d.conf}, d.dir);
+        std::string where = d.path("tls.conf") + ":4: tls.ticket_key_file \"" + c.path + "\": ";
+        D_ASSERT(d, r.status != 0, "-t accepted ticket_key_file %s", c.path.c_str());
+        D_ASSERT(d, r.err.find(where) != std::string::npos &&
+                        r.err.find(c.reason) != std::string::npos,
+                 "-t did not say '%s...%s': %s", where.c_str(), c.reason.c_str(), r.err.c_str());
+    }
 }
 
 // PROXY v1, then TLS on the same connection (what a TCP load balancer in

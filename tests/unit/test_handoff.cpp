@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "preforkd/connection.hpp"
 #include "preforkd/handoff.hpp"
 
 using namespace preforkd;
@@ -48,6 +49,32 @@ Test(handoff, every_field_round_trips)
 
 // The rest of an answer: its bytes first (answer_size of them), pipelined
 // input after them, a file range, the send timeout and whether to close.
+// Every parcel a worker sends is built by one function from its settings:
+// the parker's deadlines are the worker's rules, whichever wait it was.
+Test(handoff, a_parcel_carries_the_settings_head_rules)
+{
+    connection::Settings s;
+    s.header_timeout_ms = 11000;
+    s.header_timeout_max_ms = 33000;
+    s.header_min_rate = 250;
+    s.limits.max_header_size = 4096;
+    s.keepalive_timeout_ms = 7000;
+    Parcel p = parcel_for(Kind::tls_hello, s, 2, 5, 1000, 9000, "192.0.2.7");
+    cr_assert(p.kind == Kind::tls_hello);
+    cr_assert_eq(p.listener, 2u);
+    cr_assert_eq(p.requests, 5u);
+    cr_assert_eq(p.since_ms, 1000);
+    cr_assert_eq(p.idle_timeout_ms, 9000, "the wait's own timeout, not keep-alive's");
+    cr_assert_eq(p.head_timeout_ms, 11000);
+    cr_assert_eq(p.head_timeout_max_ms, 33000);
+    cr_assert_eq(p.min_rate, 250);
+    cr_assert_eq(p.max_head, 4096u);
+    cr_assert_eq(p.remote, "192.0.2.7");
+    cr_assert(!p.tls && p.bytes.empty() && p.answer_size == 0 && p.file_left == 0,
+              "what is particular is the caller's to add");
+    cr_assert_eq(p.deadline_ms(), 1000 + 9000);
+}
+
 Test(handoff, an_answers_rest_round_trips_and_runs_on_the_send_timeout)
 {
     Parcel p = sample();

@@ -4,9 +4,12 @@
 // memory for each test.
 #include <criterion/criterion.h>
 
+#include <cerrno>
+#include <ctime>
 #include <fcntl.h>
 #include <string>
 #include <vector>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -300,4 +303,136 @@ Test(tickets, an_adopted_block_keeps_the_keys)
     tickets::start(settings());
     cr_assert(tickets::current() == before, "start() after adopt() makes no new keys");
     cr_assert_throw(tickets::adopt(::open("/dev/null", O_RDONLY)), std::runtime_error);
+}
+
+namespace {
+
+std::string read_maps()
+{
+    std::string text;
+    int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    char buf[4096];
+    for (ssize_t n; fd >= 0 && (n = ::read(fd, buf, sizeof buf)) > 0;)
+        text.append(buf, std::size_t(n));
+    if (fd >= 0)
+        ::close(fd);
+    return text;
+}
+
+// The lines of /proc/self/maps that map the key block.
+std::vector<std::string> block_lines(const std::string& maps)
+{
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    for (std::size_t end; (end = maps.find('\n', at)) != std::string::npos; at = end + 1) {
+        std::string line = maps.substr(at, end - at);
+        if (line.find("preforkd-ticket-keys") != std::string::npos)
+            out.push_back(line);
+    }
+    return out;
+}
+
+// mprotect(PROT_READ | PROT_WRITE) on the mapping a maps line describes:
+// 0, or the errno it failed with.
+int make_writable(const std::string& line)
+{
+    unsigned long from = std::stoul(line, nullptr, 16);
+    unsigned long to = std::stoul(line.substr(line.find('-') + 1), nullptr, 16);
+    if (::mprotect(reinterpret_cast<void*>(from), to - from, PROT_READ | PROT_WRITE) == 0)
+        return 0;
+    return errno;
+}
+
+std::int64_t monotonic_ms()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return std::int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+}  // namespace
+
+// A reload rolled back returns to the keys of the configuration it returns
+// to: a key file the failed reload read is no longer used, whether the kept
+// keys came from a file or were made by the master.
+Test(tickets, a_rollback_restores_the_kept_keys)
+{
+    std::string a = key_file(random_bytes(80)), b = key_file(std::string(80, 'b'));
+    tickets::start(settings(a));
+    std::vector<tickets::Key> from_a = tickets::current();
+    tickets::Running kept = tickets::running();
+    cr_assert(kept.from_file && kept.keys == from_a);
+    tickets::commit(settings(b), tickets::prepare(settings(b)));
+    cr_assert(!(tickets::current() == from_a), "the reload's file is in use");
+    tickets::restore(settings(a), kept);
+    cr_assert(tickets::current() == from_a, "a rollback keeps the failed reload's keys");
+    // The kept configuration has no file: back to the master's own keys,
+    // which rotate again.
+    tickets::commit(settings(), tickets::prepare(settings()));
+    std::vector<tickets::Key> made = tickets::current();
+    kept = tickets::running();
+    cr_assert(!kept.from_file);
+    tickets::commit(settings(b), tickets::prepare(settings(b)));
+    tickets::restore(settings(), kept);
+    cr_assert(tickets::current() == made);
+    std::int64_t now = monotonic_ms();
+    tickets::tick(now + 1000);
+    cr_assert(tickets::current() == made, "a restored key encrypts for a whole period");
+    tickets::tick(now + 3601 * 1000);
+    std::vector<tickets::Key> next = tickets::current();
+    cr_assert(next.size() == 2 && !(next[0] == made[0]) && next[1] == made[0],
+              "restored keys rotate again");
+    // Made keys on both sides: a rotation since then is kept, not undone.
+    kept = tickets::running();
+    tickets::commit(settings(), tickets::prepare(settings()));
+    tickets::rotate();
+    std::vector<tickets::Key> rotated = tickets::current();
+    tickets::restore(settings(), kept);
+    cr_assert(tickets::current() == rotated);
+    ::unlink(a.c_str());
+    ::unlink(b.c_str());
+}
+
+// What a worker holds of the keys: one mapping, read-only, that it cannot
+// make writable, and no descriptor through which to map another.
+Test(tickets, a_child_can_read_the_keys_and_not_write_them)
+{
+    tickets::start(settings());
+    int master_fd = tickets::memfd();
+    int pipefd[2], checked[2];
+    cr_assert(::pipe(pipefd) == 0 && ::pipe(checked) == 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        tickets::forget_in_child();
+        std::string maps = read_maps();
+        std::vector<std::string> lines = block_lines(maps);
+        int code = 0;
+        if (lines.size() != 1 || lines[0].find(" r--s ") == std::string::npos)
+            code = 1;   // the one mapping is read-only, shared
+        else if (make_writable(lines[0]) != EACCES)
+            code = 2;   // mprotect(PROT_WRITE) is refused
+        else if (tickets::memfd() >= 0 || ::fcntl(master_fd, F_GETFD) != -1)
+            code = 3;   // the read-write descriptor is gone
+        else if (tickets::current().size() != 1)
+            code = 4;
+        (void)!::write(checked[1], "c", 1);
+        char go;
+        (void)!::read(pipefd[0], &go, 1);   // the master rotates meanwhile
+        if (code == 0 && tickets::current().size() != 2)
+            code = 5;
+        ::_exit(code);
+    }
+    char done;
+    (void)!::read(checked[0], &done, 1);
+    tickets::rotate();
+    (void)!::write(pipefd[1], "g", 1);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status), "the child died (a write through the view?)");
+    cr_assert_eq(WEXITSTATUS(status), 0,
+                 "%d (1: not one r--s mapping, 2: mprotect allowed, 3: memfd kept, 4/5: reads)",
+                 WEXITSTATUS(status));
+    // The master itself holds the writable mapping and the read-only view.
+    std::vector<std::string> mine = block_lines(read_maps());
+    cr_assert_eq(mine.size(), 2u, "%s", read_maps().c_str());
 }

@@ -22,6 +22,16 @@
 // waits for a worker.  The block is a memfd mapping, so that an in-place
 // binary upgrade could pass its descriptor across exec.
 //
+// Only the master can write the keys.  It maps the block twice: writable,
+// with MADV_DONTFORK so that no child inherits that mapping, and read-only
+// through a descriptor opened O_RDONLY (/proc/self/fd; without /proc, a
+// warning and a PROT_READ view of the read-write one), which every process
+// reads through.  A mapping made from a read-only descriptor can never be
+// made writable (mprotect says EACCES), and a child drops the master's
+// read-write descriptor before it runs anything of its own
+// (forget_in_child()), so a worker taken over by a client cannot change the
+// keys of every other worker.
+//
 // The key file: a multiple of 80 bytes, each 80 a key as 16 bytes of name,
 // 32 of HMAC-SHA256 key and 32 of AES-256 key (nginx's
 // ssl_session_ticket_key layout); `openssl rand 80 > file` makes one.
@@ -61,15 +71,20 @@ std::vector<Key> parse_key_file(std::string_view bytes, std::string& why);
 // file is readable by its group or others (unless `warn` is false).
 std::vector<Key> read_key_file(const std::string& path, bool warn = true);
 
+// `message` about ticket_key_file (as read_key_file() throws it) with the
+// setting's position: "file:line: tls.ticket_key_file ...".
+std::string located(const config::Tls& tls, const std::string& message);
+
 // ---- the master ---------------------------------------------------------------
 
 // Creates the shared block and its first keys (from the file, or random),
-// before the first fork.  Throws on a bad key file.  Calling it again
+// before the first fork.  Throws on a bad key file, as prepare() does.  Calling it again
 // (a second Master in one process) keeps the block and its keys.
 void start(const config::Tls& tls);
 
 // A reload's fallible half: the new key file's keys (empty without one).
-// Throws with the reason, and the running keys stay.
+// Throws with the setting's position and the reason, and the running keys
+// stay.
 std::vector<Key> prepare(const config::Tls& tls);
 
 // A reload's other half, which cannot fail: the file's keys replace the
@@ -77,6 +92,22 @@ std::vector<Key> prepare(const config::Tls& tls);
 // changes (a switch from a file back to none starts a fresh random key,
 // keeping the file's encrypting key for decryption one more period).
 void commit(const config::Tls& tls, std::vector<Key> from_file);
+
+// The keys in use and where they came from, as a reload keeps them to
+// return to.
+struct Running {
+    std::vector<Key> keys;
+    bool from_file = false;
+};
+
+// What restore() returns to, taken before commit().
+Running running();
+
+// A reload rolled back: the kept generation's keys are the ones in use
+// again, and its `tls` the policy.  Keys the master made on both sides
+// stay as they are (a rotation since is the kept generation's own); keys
+// a reload read from a file, or dropped for one, are replaced by `kept`.
+void restore(const config::Tls& tls, const Running& kept);
 
 // Called by the master's once-a-second tick: rotates when a period is up.
 void tick(std::int64_t now_ms);
@@ -93,6 +124,11 @@ int memfd() noexcept;
 // the old master passed (taking ownership of `fd`), so that start() keeps
 // its keys instead of making new ones.  Throws if `fd` is no such block.
 void adopt(int fd);
+
+// In a child of the master, before it runs anything of its own: closes the
+// read-write descriptor of the block (the read-only mapping stays, and
+// the writable one was never inherited).
+void forget_in_child() noexcept;
 
 // ---- any process ----------------------------------------------------------------
 
