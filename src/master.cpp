@@ -33,6 +33,7 @@
 #include "preforkd/master_support.hpp"
 #include "preforkd/notify.hpp"
 #include "preforkd/proctitle.hpp"
+#include "preforkd/sandbox.hpp"
 #include "preforkd/signals.hpp"
 #include "preforkd/watchdog.hpp"
 #include "preforkd/worker.hpp"
@@ -286,6 +287,8 @@ void Master::spawn_worker()
         return;
     }
     workers_.claim(slot, generation_);
+    if (serving_.config.sandbox)
+        sandbox::compile();   // once: the worker only loads it
     pid_t pid = ::fork();
     if (pid == 0) {
         master_end.reset();
@@ -355,6 +358,8 @@ void Master::spawn_parker()
     s.sandboxed.store(0);
     s.sandbox_call.store(0);
     scoreboard::progress(s);
+    if (serving_.config.sandbox)
+        sandbox::compile();
     pid_t pid = ::fork();
     if (pid == 0) {
         close_inherited_in_child();

@@ -25,6 +25,13 @@ struct Outcome {
 // the privilege drop; install() calls it too.
 void prepare();
 
+// Builds, once per process, the seccomp programs install() loads, so that
+// a master calling it before it forks spares every worker and the parker
+// from building their own (libseccomp's work, and its heap pages, private
+// to each child).  Without it, or when it failed (false), install() builds
+// the program itself (and reports what fails).
+bool compile() noexcept;
+
 // Confines the calling process for the rest of its life, after the privilege
 // drop and before the first accept().  Reading is allowed beneath each of
 // `roots` (directories as the process sees them, after any chroot; a root

@@ -177,6 +177,44 @@ Test(sandbox, executable_memory_is_sigsys)
     expect_sigsys(status, "mmap(PROT_EXEC)");
 }
 
+// The master compiles the filter once, before it forks (sandbox::compile),
+// and each worker only loads it: the same confinement as a child that
+// compiles its own, as in the tests above.
+Test(sandbox, a_filter_compiled_before_the_fork_confines_the_same)
+{
+    Dirs d = make_dirs();
+    cr_assert(preforkd::sandbox::compile(), "the filters were not compiled");
+    int status = confined(d.root, [&] {
+        int fd = open((d.root + "/index.html").c_str(), O_RDONLY | O_CLOEXEC);
+        char buf[4];
+        return fd >= 0 && pread(fd, buf, sizeof buf, 0) == 2 ? kAllowed : kOther;
+    });
+    expect_exit(status, kAllowed, "precompiled: open + read of root/index.html");
+    expect_exit(confined(d.root, [&] { return verdict(open(d.outside.c_str(), O_RDONLY)); }),
+                kEacces, "precompiled: open(outside.txt, O_RDONLY)");
+    expect_exit(confined(d.root, [] { return verdict(socket(AF_INET, SOCK_STREAM, 0)); }), kEacces,
+                "precompiled: socket(AF_INET)");
+    expect_sigsys(confined(d.root, [&] { return verdict(open((d.root + "/index.html").c_str(), O_WRONLY)); }),
+                  "precompiled: open(root/index.html, O_WRONLY)");
+    expect_sigsys(confined(d.root, [] {
+                      char* argv[] = {const_cast<char*>("true"), nullptr};
+                      execve("/bin/true", argv, environ);
+                      return kOther;
+                  }),
+                  "precompiled: execve(/bin/true)");
+    // The parker's program: no file at all, and a trap for what it lacks.
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        preforkd::sandbox::Outcome o = install({}, preforkd::sandbox::Profile::parker);
+        if (!o.seccomp)
+            _exit(kNotConfined);
+        _exit(verdict(open(d.outside.c_str(), O_RDONLY | O_CLOEXEC)));
+    }
+    cr_assert(waitpid(pid, &status, 0) == pid);
+    expect_sigsys(status, "precompiled parker: open(outside.txt)");
+}
+
 // The worker's handler: the trapped call's number reaches shared memory (the
 // slot the master reads), and the process still dies of SIGSYS.
 Test(sandbox, trapped_call_is_recorded_for_the_master)
