@@ -31,6 +31,7 @@ int g_signal = 0;
 int g_crash_at = 1;
 int g_forks = 0;
 pid_t g_master = 0;
+bool g_compiler_next = false;   // the next fork is the seccomp compiler's
 
 __attribute__((constructor)) void load()
 {
@@ -57,11 +58,25 @@ __attribute__((constructor)) void load()
 
 }  // namespace
 
+// The master compiles the workers' seccomp filter in a short-lived child
+// of its own (src/sandbox.cpp: memfd_create("seccomp"), then fork); that
+// fork starts no worker, and is neither counted nor faulted.
+extern "C" int memfd_create(const char* name, unsigned int flags)
+{
+    using Create = int (*)(const char*, unsigned int);
+    static Create real = reinterpret_cast<Create>(::dlsym(RTLD_NEXT, "memfd_create"));
+    if (::getpid() == g_master && name && std::strcmp(name, "seccomp") == 0)
+        g_compiler_next = true;
+    return real(name, flags);
+}
+
 extern "C" pid_t fork(void)
 {
     using Fork = pid_t (*)();
     static Fork real = reinterpret_cast<Fork>(::dlsym(RTLD_NEXT, "fork"));
-    if (g_mode == Mode::none || ::getpid() != g_master)
+    bool compiler = g_compiler_next;
+    g_compiler_next = false;
+    if (g_mode == Mode::none || ::getpid() != g_master || compiler)
         return real();
     if (g_mode == Mode::crash) {
         if (++g_forks == g_crash_at)
