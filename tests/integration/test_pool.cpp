@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -157,8 +158,15 @@ Test(pool, watchdog_kills_a_hung_worker_and_names_its_request, .timeout = 40) {
     D_ASSERT(d, fd >= 0 && send_all(fd, request("GET", "/big.bin")), "request failed");
     auto first = recv_some(fd, 5s);
     D_ASSERT(d, first && !first->empty(), "no response to GET /big.bin");
+    // Until the worker is stopped, the download must make progress: a
+    // worker the client leaves blocked for watchdog_timeout is killed by the
+    // watchdog before the test could stop it (seen on a loaded machine).
     pid_t hung = -1;
-    wait_until([&] { return (hung = worker_serving(d.pid, fd, d.port)) > 0; });
+    wait_until([&] {
+        char sink[16384];
+        (void)::recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        return (hung = worker_serving(d.pid, fd, d.port)) > 0;
+    });
     D_ASSERT(d, hung > 0, "cannot find the worker serving our connection among %s",
              join(d.workers()).c_str());
     D_ASSERT(d, kill(hung, SIGSTOP) == 0, "kill -STOP %d failed", hung);
