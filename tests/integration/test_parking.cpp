@@ -234,8 +234,15 @@ Test(parking, a_reload_hands_old_keepalive_connections_to_the_parker) {
     std::string buffer;
     D_ASSERT(d, send_all(ka, request("GET", "/x.txt", true)), "send failed");
     D_ASSERT(d, read_response(ka, buffer).ok, "first request failed");
-    pid_t holder = worker_serving(d.pid, ka, d.port);
-    D_ASSERT(d, holder > 0, "the idle keep-alive connection is not held by a worker");
+    // Found by its socket in a worker's descriptors: polled, as a loaded
+    // machine may show it between two processes for a moment.
+    pid_t holder = -1, parker = parker_of(d.pid);
+    bool held = wait_until([&] {
+        holder = worker_serving(d.pid, ka, d.port);
+        return holder > 0 && holder != parker;
+    }, 10s);
+    D_ASSERT(d, held, "the idle keep-alive connection is not held by a worker (holder %d, parker %d)", holder,
+             parker);
 
     o.root = "www2";
     d.write_config(o);
