@@ -10,6 +10,9 @@
 // for the other two.
 #include <criterion/criterion.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "numbers.hpp"
 
 using namespace itest;
@@ -95,9 +98,13 @@ Test(parking_numbers, slow_read_1000_connections) {
 }
 
 // 10,000 keep-alive connections, each sending a request every 5 s, plus wrk
-// -t1 -c32; keepalive_timeout = 15 s.  wrk runs first without the crowd,
-// then with it.
-Test(parking_numbers, idle_crowd_10000_plus_wrk, .timeout = 240) {
+// -t1 -c32; keepalive_timeout = 15 s.  Three rounds, each wrk alone and then
+// wrk with a crowd started for it: the verdict is the median of the three
+// rounds' ratios.  One round decides nothing here: wrk alone varied by up to
+// a quarter from one run of this test to the next on an idle machine (its
+// single ratio ranged 0.75-1.0 with the same binary), and alternating the
+// two measurements keeps a drift of the machine from landing on one side.
+Test(parking_numbers, idle_crowd_10000_plus_wrk, .timeout = 400) {
     if (access("/usr/bin/wrk", X_OK) != 0) cr_skip("wrk is not installed (Debian package wrk)");
     // The pool forked whole at start, so that wrk alone measures no growth.
     Options o{.start = 64, .min_spare = 4, .max_spare = 64, .max = 64};
@@ -105,47 +112,58 @@ Test(parking_numbers, idle_crowd_10000_plus_wrk, .timeout = 240) {
     Daemon d = Daemon::prepare(o);
     D_ASSERT(d, d.start(), "daemon did not become ready");
     D_ASSERT(d, d.wait_workers(64), "want 64 workers, have %zu", d.workers().size());
-    const int crowd_n = 10000, wrk_seconds = 10;
+    const int crowd_n = 10000, wrk_seconds = 10, rounds = 3;
 
     run_wrk(d, d.port, 32, 2);   // warm-up, not measured
-    WrkResult alone = run_wrk(d, d.port, 32, wrk_seconds);
-    Crowd crowd;
-    auto t0 = Clock::now();
-    crowd.start(d.port, crowd_n, 5s);
-    // Every connection up and answered at least once (a full period).
-    bool up = wait_until([&] { return crowd.established >= crowd_n && crowd.answered >= crowd_n; }, 60s);
-    long ramp_ms = ms_since(t0);
-    WrkResult with = run_wrk(d, d.port, 32, wrk_seconds);
-    pid_t parker = parker_of(d.pid);
-    std::vector<pid_t> workers = d.workers();
-    Mem master = smaps({d.pid}), park = smaps({parker}), work = smaps(workers);
-    int parked_fds = fd_count(parker);
-    CrowdStats c = crowd.finish();
-    double ratio = alone.rps > 0 ? with.rps / alone.rps : 0;
-    cr_log_info("idle crowd: %d keep-alive connections, a request each every 5 s, up in %ld ms; %ld connected, "
-                "%ld connect failures, %ld requests, %ld answered 200, %ld non-200, %ld late (> 5 s), %ld closed "
-                "by the server, slowest answer %ld ms%s%s",
-                crowd_n, ramp_ms, c.connected, c.connect_failed, c.requests, c.ok, c.non200, c.late,
-                c.closed_by_server, c.longest_ms, c.first_failure.empty() ? "" : "; first failure: ",
-                c.first_failure.c_str());
-    cr_log_info("idle crowd: wrk -t1 -c32 %d s: alone %s; with the crowd %s; ratio %.3f", wrk_seconds,
-                alone.summary.c_str(), with.summary.c_str(), ratio);
-    cr_log_info("idle crowd memory (smaps_rollup): master RSS %ld kB PSS %ld kB; parker RSS %ld kB PSS %ld kB "
-                "(%d descriptors); %d workers RSS %ld kB PSS %ld kB; total PSS %ld kB",
-                master.rss_kb, master.pss_kb, park.rss_kb, park.pss_kb, parked_fds, work.procs, work.rss_kb,
-                work.pss_kb, master.pss_kb + park.pss_kb + work.pss_kb);
-    D_ASSERT(d, up, "the crowd did not get going in 60 s: %ld established, %ld answered", crowd.established.load(),
-             crowd.answered.load());
-    D_ASSERT(d, c.connect_failed == 0 && c.non200 == 0 && c.late == 0,
-             "crowd: %ld connect failures, %ld non-200, %ld late; first: %s", c.connect_failed, c.non200, c.late,
-             c.first_failure.c_str());
-    D_ASSERT(d, c.closed_by_server == 0, "%ld crowd connections closed by the server before keepalive_timeout; first: %s",
-             c.closed_by_server, c.first_failure.c_str());
-    D_ASSERT(d, alone.rps > 0 && with.rps > 0, "wrk gave no result");
-    D_ASSERT(d, alone.errors == 0 && with.errors == 0, "wrk errors: alone %ld, with the crowd %ld", alone.errors,
-             with.errors);
-    D_ASSERT(d, ratio >= 0.9, "wrk with the crowd at %.3f of its throughput alone (%s vs %s)", ratio,
-             with.summary.c_str(), alone.summary.c_str());
+    std::vector<double> ratios;
+    for (int round = 1; round <= rounds; ++round) {
+        WrkResult alone = run_wrk(d, d.port, 32, wrk_seconds);
+        Crowd crowd;
+        auto t0 = Clock::now();
+        crowd.start(d.port, crowd_n, 5s);
+        // Every connection up and answered at least once (a full period).
+        bool up = wait_until([&] { return crowd.established >= crowd_n && crowd.answered >= crowd_n; }, 60s);
+        long ramp_ms = ms_since(t0);
+        WrkResult with = run_wrk(d, d.port, 32, wrk_seconds);
+        pid_t parker = parker_of(d.pid);
+        std::vector<pid_t> workers = d.workers();
+        Mem master = smaps({d.pid}), park = smaps({parker}), work = smaps(workers);
+        int parked_fds = fd_count(parker);
+        long established = crowd.established.load(), answered = crowd.answered.load();
+        CrowdStats c = crowd.finish();
+        double ratio = alone.rps > 0 ? with.rps / alone.rps : 0;
+        ratios.push_back(ratio);
+        cr_log_info("idle crowd, round %d: %d keep-alive connections, a request each every 5 s, up in %ld ms; %ld "
+                    "connected, %ld connect failures, %ld requests, %ld answered 200, %ld non-200, %ld late (> 5 s), "
+                    "%ld closed by the server, slowest answer %ld ms%s%s",
+                    round, crowd_n, ramp_ms, c.connected, c.connect_failed, c.requests, c.ok, c.non200, c.late,
+                    c.closed_by_server, c.longest_ms, c.first_failure.empty() ? "" : "; first failure: ",
+                    c.first_failure.c_str());
+        cr_log_info("idle crowd, round %d: wrk -t1 -c32 %d s: alone %s; with the crowd %s; ratio %.3f", round,
+                    wrk_seconds, alone.summary.c_str(), with.summary.c_str(), ratio);
+        cr_log_info("idle crowd, round %d, memory (smaps_rollup): master RSS %ld kB PSS %ld kB; parker RSS %ld kB "
+                    "PSS %ld kB (%d descriptors); %d workers RSS %ld kB PSS %ld kB; total PSS %ld kB",
+                    round, master.rss_kb, master.pss_kb, park.rss_kb, park.pss_kb, parked_fds, work.procs,
+                    work.rss_kb, work.pss_kb, master.pss_kb + park.pss_kb + work.pss_kb);
+        D_ASSERT(d, up, "round %d: the crowd did not get going in 60 s: %ld established, %ld answered", round,
+                 established, answered);
+        D_ASSERT(d, c.connect_failed == 0 && c.non200 == 0 && c.late == 0,
+                 "round %d, crowd: %ld connect failures, %ld non-200, %ld late; first: %s", round, c.connect_failed,
+                 c.non200, c.late, c.first_failure.c_str());
+        D_ASSERT(d, c.closed_by_server == 0,
+                 "round %d: %ld crowd connections closed by the server before keepalive_timeout; first: %s", round,
+                 c.closed_by_server, c.first_failure.c_str());
+        D_ASSERT(d, alone.rps > 0 && with.rps > 0, "round %d: wrk gave no result", round);
+        D_ASSERT(d, alone.errors == 0 && with.errors == 0, "round %d, wrk errors: alone %ld, with the crowd %ld",
+                 round, alone.errors, with.errors);
+    }
+    std::vector<double> sorted = ratios;
+    std::sort(sorted.begin(), sorted.end());
+    double median = sorted[sorted.size() / 2];
+    cr_log_info("idle crowd: wrk with the crowd / alone, by round: %.3f %.3f %.3f; median %.3f", ratios[0], ratios[1],
+                ratios[2], median);
+    D_ASSERT(d, median >= 0.9, "wrk with the crowd at a median %.3f of its throughput alone (rounds %.3f %.3f %.3f)",
+             median, ratios[0], ratios[1], ratios[2]);
     REL_LOG_CLEAN(d);
 }
 
