@@ -181,17 +181,24 @@ ssize_t Stream::write(const char* data, std::size_t size)
 {
     if (size == 0)
         return 0;
-    // After EAGAIN from the flush, SSL_write already took these bytes.
-    if (written_ == 0) {
+    return write_through(data, size, written_);
+}
+
+// SSL_write takes the bytes into the write buffer once; after EAGAIN from
+// the flush the caller comes back with the same bytes, and only the flush
+// is tried again.  `taken` remembers what TLS took in between.
+ssize_t Stream::write_through(const char* data, std::size_t size, std::size_t& taken)
+{
+    if (taken == 0) {
         int n = SSL_write(ssl_, data, int(std::min<std::size_t>(size, 1 << 30)));
         if (n <= 0)
             return failed_io(n);
-        written_ = std::size_t(n);
+        taken = std::size_t(n);
     }
     if (!flush())
         return -1;
-    ssize_t n = ssize_t(written_);
-    written_ = 0;
+    ssize_t n = ssize_t(taken);
+    taken = 0;
     return n;
 }
 
@@ -222,17 +229,10 @@ ssize_t Stream::send_file(int file, off_t* offset, std::size_t count)
         buffered_ = std::size_t(got);
     }
     // Called again after EAGAIN with the same buffer, as SSL_write wants.
-    if (taken_ == 0) {
-        int n = SSL_write(ssl_, file_buffer_.get(), int(buffered_));
-        if (n <= 0)
-            return failed_io(n);
-        taken_ = std::size_t(n);
-    }
-    if (!flush())
-        return -1;
-    ssize_t n = ssize_t(taken_);
+    ssize_t n = write_through(file_buffer_.get(), buffered_, taken_);
+    if (n <= 0)
+        return n;
     *offset += n;
-    taken_ = 0;
     buffered_ = 0;
     return n;
 }

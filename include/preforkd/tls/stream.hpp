@@ -98,6 +98,9 @@ private:
     // Sends what the write buffer holds: true when it is empty, false with
     // errno EAGAIN (call again) or EIO.
     bool flush();
+    // One SSL_write of `data` (at most once per bytes, `taken` holding what
+    // TLS took) and the flush: the count sent, or -1/0 as failed_io().
+    ssize_t write_through(const char* data, std::size_t size, std::size_t& taken);
 
     SSL* ssl_ = nullptr;
     const Contexts* contexts_;
