@@ -220,9 +220,12 @@ bool set_mac(EVP_MAC_CTX* mac, Key& key)
 
 // OpenSSL's contract: when encrypting, 1 = a ticket with this key, 0 = no
 // ticket; when decrypting, 0 = unknown key (a full handshake), 1 = good,
-// 2 = good but from a key that only decrypts now (issue a fresh ticket);
-// negative = error.
-int on_ticket(SSL*, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
+// 2 = good and issue a fresh ticket; negative = error.  A fresh ticket is
+// issued for a key that only decrypts now, and always in TLS 1.3: there a
+// server sends a new ticket after a resumption only when asked to, and
+// clients (OpenSSL's, browsers) use a ticket once, so without one every
+// other connection would be a full handshake.
+int on_ticket(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
               EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt)
 {
     Snapshot s;
@@ -246,7 +249,7 @@ int on_ticket(SSL*, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
         if (!set_mac(mac, k) ||
             EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, k.aes.data(), iv) != 1)
             return -1;
-        return i == 0 ? 1 : 2;
+        return i == 0 && SSL_version(ssl) < TLS1_3_VERSION ? 1 : 2;
     }
     return 0;
 }

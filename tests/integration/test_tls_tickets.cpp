@@ -1,8 +1,9 @@
 // test_tls_tickets.cpp - session resumption as a client sees it, with
 // `openssl s_client -sess_out` / `-sess_in` ("Reused" or "New" in its
 // output): a ticket resumes on another worker of the pool and after a
-// reload, still resumes one rotation later and no longer two rotations
-// later, and resumes on a second server given the same ticket_key_file.
+// reload, a resumed TLS 1.3 connection brings a fresh ticket that resumes
+// again, a ticket still resumes one rotation later and no longer two
+// rotations later, and resumes on a second server given the same ticket_key_file.
 // A reload rolled back leaves the running keys in use, workers map the
 // keys read-only, and -t names a bad key file with the setting's file:line.
 // Also a TLS listener behind the PROXY protocol: the header, then the
@@ -108,6 +109,26 @@ Test(tls_tickets, a_ticket_resumes_on_another_worker_and_after_a_reload) {
     D_ASSERT(d, d.wait_log("ready: generation 2", 30s).has_value(), "the reload did not finish");
     Session after = resume(d);
     D_ASSERT(d, after.reused, "not resumed after a reload: %s", after.output.c_str());
+    NO_SANITIZER_REPORTS();
+}
+
+// TLS 1.3 clients use a ticket once; a resumed connection must bring a
+// fresh ticket, or the client's next connection is a full handshake (every
+// other connection of a client that reconnects).  Three in a row resume.
+Test(tls_tickets, a_resumed_tls13_connection_brings_a_ticket_that_resumes_again) {
+    Daemon d = tls_daemon(Options{.start = 2, .min_spare = 1, .max_spare = 3, .max = 4}, "");
+    first_session(d);
+    for (int i = 1; i <= 3; ++i) {
+        std::string in = d.path(i == 1 ? "session.pem" : "session" + std::to_string(i) + ".pem");
+        std::string out = d.path("session" + std::to_string(i + 1) + ".pem");
+        Session s = s_client(d, "-sess_in " + in + " -sess_out " + out);
+        D_ASSERT(d, s.served && s.reused, "connection %d after the first was not resumed: %s",
+                 i, s.output.c_str());
+        D_ASSERT(d, s.output.find("TLSv1.3") != std::string::npos, "not TLS 1.3: %s",
+                 s.output.c_str());
+        D_ASSERT(d, ::access(out.c_str(), R_OK) == 0,
+                 "resumed connection %d brought no new ticket (no %s)", i, out.c_str());
+    }
     NO_SANITIZER_REPORTS();
 }
 
