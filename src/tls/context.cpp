@@ -321,6 +321,11 @@ Ctx Site::make_context(const config::Tls& s, bool ktls)
     // fills the read buffer with what the socket holds, so a record comes
     // in one recv, not a header read and a body read.
     SSL_CTX_set_read_ahead(ctx.get(), 1);
+    // The certificate file is the chain sent, leaf first (fullchain.pem).
+    // Without this, a file holding the leaf alone makes OpenSSL try to
+    // build a chain at every full handshake, from a store that holds
+    // nothing: one X509_verify_cert() per handshake for no certificate.
+    SSL_CTX_set_mode(ctx.get(), SSL_MODE_NO_AUTO_CHAIN);
     std::string where = t_.where + ": ";
     if (!s.ciphers.empty() && SSL_CTX_set_cipher_list(ctx.get(), s.ciphers.c_str()) != 1)
         throw std::runtime_error(where + "tls.ciphers: " + openssl_error());
