@@ -35,7 +35,10 @@ SANITIZE   ?=
 CXXFLAGS   ?= -O2 -g
 PF_FLAGS   := -std=c++20 -Wall -Wextra -Werror -Iinclude -MMD -MP \
               -DPREFORKD_VERSION='"$(VERSION)"' -DSYSCONFDIR='"$(SYSCONFDIR)"'
-PF_LDFLAGS :=
+# Full RELRO: every symbol is bound when the master starts, so the GOT is
+# read-only before the first fork and no worker writes a copy of it (or
+# goes deep into the stack through the lazy resolver) on its first call.
+PF_LDFLAGS := -Wl,-z,relro,-z,now
 ifneq ($(SANITIZE),)
 # g++ 12 reports false maybe-uninitialized warnings inside <regex> and
 # <functional> when sanitizers instrument them; the plain build keeps it.
