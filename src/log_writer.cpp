@@ -45,9 +45,10 @@ void take_back(int fd, ssize_t written)
 }
 
 // A written buffer's whole pages go back to the kernel, so a worker between
-// bursts holds none of them: each worker's are private, some 16 KiB each
-// with the default log.access_buffer (4 MiB over a pool of 256), and its
-// next lines fault in zeroed ones, a few page faults per buffer of lines.
+// bursts holds none of them: each worker's are private (4 KiB and a bit
+// with the default log.access_buffer, 16 KiB each with 16384: 4 MiB over a
+// pool of 256), and its next lines fault in zeroed ones, a page fault or
+// two per buffer of lines.
 // Only pages wholly inside the reserved storage are released; the
 // allocator's own words lie outside it.
 void release_pages(std::string& buffer)
@@ -69,7 +70,7 @@ Writer::Writer(Settings settings, std::vector<Sink> sinks, Reopen reopen)
         outs_.push_back(Out{std::move(s), {}, false, 0});
     // A buffer grown line by line doubles its way past the limit and leaves
     // each smaller copy behind in the heap: about 60 KiB of pages touched for
-    // a 16 KiB buffer.  Reserved once (with room for the line that takes it
+    // a 16 KiB buffer (log.access_buffer = 16384).  Reserved once (with room for the line that takes it
     // past the limit), only the bytes written are.
     constexpr std::size_t kLineRoom = 2048;
     if (settings_.buffer > 0)

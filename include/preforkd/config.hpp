@@ -86,7 +86,7 @@ struct Log {
     std::string access_syslog_facility = "daemon";
     int access_facility_code = 3 << 3;     // LOG_DAEMON, derived
     AccessFormat access_format = AccessFormat::combined;
-    int access_buffer = 16384;   // bytes a worker gathers per write; 0: a write per line
+    int access_buffer = 4096;    // bytes a worker gathers per write; 0: a write per line
     int access_flush = 1;        // seconds a gathered line waits at most
 
     bool operator==(const Log&) const = default;

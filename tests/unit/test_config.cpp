@@ -42,7 +42,7 @@ Test(config, empty_text_gives_every_default)
     cr_assert_eq(c.unix_mode_bits, 0666);
     cr_assert_eq(c.defer_accept, 1);
     cr_assert_eq(c.workers.cpu_policy, SCHED_BATCH);
-    cr_assert_eq(c.log.access_buffer, 16384);
+    cr_assert_eq(c.log.access_buffer, 4096);
     cr_assert_eq(c.log.access_flush, 1);
 }
 
