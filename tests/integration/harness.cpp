@@ -691,6 +691,19 @@ std::string tcp_inode(int local_port, int remote_port, const std::string& state)
     return "";
 }
 
+int server_connections(int local_port) {
+    char local[32];
+    snprintf(local, sizeof local, "0100007F:%04X", local_port);
+    int n = 0;
+    for (const auto& line : lines_of(read_file("/proc/net/tcp"))) {
+        std::istringstream fields(line);
+        std::vector<std::string> f;
+        for (std::string w; fields >> w;) f.push_back(w);
+        if (f.size() > 3 && f[1] == local && f[3] != "0A" && f[3] != "06") ++n;
+    }
+    return n;
+}
+
 int fd_of_socket(pid_t pid, const std::string& inode) {
     std::string want = "socket:[" + inode + "]";
     std::string dir = "/proc/" + std::to_string(pid) + "/fd";

@@ -150,6 +150,11 @@ std::string request(const std::string& method, const std::string& path,
 // 127.0.0.1:remote_port per /proc/net/tcp ("" if none); state "0A" finds
 // the listening socket on local_port (remote_port ignored).
 std::string tcp_inode(int local_port, int remote_port, const std::string& state = "01");
+// How many server-side sockets of connections to 127.0.0.1:local_port exist
+// per /proc/net/tcp, in any state but LISTEN and TIME_WAIT: zero once the
+// server has closed every connection (a closed socket in TIME_WAIT holds no
+// descriptor).
+int server_connections(int local_port);
 // The descriptor number `pid` holds for socket inode `inode` (-1 if none).
 int fd_of_socket(pid_t pid, const std::string& inode);
 // The worker (a child of `master`) holding the server side of our connected

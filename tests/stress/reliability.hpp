@@ -767,7 +767,12 @@ struct Footprint {
         for (auto& x : th) x.join();
     };
     auto idle_footprints = [&](std::map<pid_t, Footprint>& out) {
-        // Idle: no client connection, so fd counts do not include one.
+        // Idle: no client connection, so fd counts do not include one.  The
+        // clients have closed theirs; the server has closed its side when no
+        // socket of the port is left but the listener (a worker slowed by a
+        // busy machine may see the close late, so this is waited for rather
+        // than judged by a count that keeps still for a moment).
+        wait_until([&] { return server_connections(d.port) == 0; }, 30s);
         wait_until([&] {
             out.clear();
             for (pid_t w : d.workers()) out[w] = footprint(w);
