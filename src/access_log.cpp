@@ -95,7 +95,7 @@ void colon_in_offset(char* text, std::size_t& size)
 // "2026-11-21T04:22:01+00:00"
 std::string_view iso_time(time_t when)
 {
-    static SecondCache cache("%Y-%m-%dT%H:%M:%S%z", colon_in_offset);
+    thread_local SecondCache cache("%Y-%m-%dT%H:%M:%S%z", colon_in_offset);  // thread_local: see worker.cpp
     return cache.text(when);
 }
 
@@ -143,7 +143,7 @@ void append_json(std::string& line, const Entry& e)
 // "[21/Nov/2026:04:22:01 +0000]"
 std::string_view clf_time(time_t when)
 {
-    static SecondCache cache("[%d/%b/%Y:%H:%M:%S %z]");
+    thread_local SecondCache cache("[%d/%b/%Y:%H:%M:%S %z]");  // thread_local: see worker.cpp
     return cache.text(when);
 }
 

@@ -319,8 +319,8 @@ bool send_response(Conn& c, http::Response& r)
 // process's requests.  The pid is read on the first request, in the worker.
 std::uint64_t next_request_id()
 {
-    static const std::uint64_t pid = std::uint64_t(::getpid());
-    static std::uint32_t count = 0;
+    thread_local const std::uint64_t pid = std::uint64_t(::getpid());
+    thread_local std::uint32_t count = 0;  // thread_local: see worker.cpp
     return pid << 32 | ++count;
 }
 
@@ -651,8 +651,8 @@ std::string printable(std::string_view text)
 
 void log_refusal(const Conn& c, const http::Request& req, const http::Response& resp)
 {
-    static std::int64_t window_start = -kRefusalWindowMs;
-    static int told = 0;
+    thread_local std::int64_t window_start = -kRefusalWindowMs;
+    thread_local int told = 0;  // thread_local: see worker.cpp
     std::int64_t now = scoreboard::now_ms();
     if (now - window_start >= kRefusalWindowMs) {
         window_start = now;

@@ -15,6 +15,12 @@
 // for the master's log and lets the signal kill the worker.  Its access
 // logs are a log_writer::Writer's (log_writer.hpp); the flush timer's
 // SIGALRM only records here that the writer is due.
+//
+// Per-process caches written on every request (the Date text, the access
+// log's time stamps, the request counter, the file cache) are thread_local,
+// not static, though every process has one thread: a worker writes its
+// page of thread-local storage anyway, while each page of .data and .bss
+// it writes becomes a private copy in each of hundreds of workers.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>

@@ -148,8 +148,8 @@ std::string format_http_date(time_t t)
 // most once a second per process.
 const std::string& current_http_date()
 {
-    static time_t cached_at = -1;
-    static std::string text;
+    thread_local time_t cached_at = -1;
+    thread_local std::string text;  // thread_local: see worker.cpp
     time_t now = time(nullptr);
     if (now != cached_at) {
         text = format_http_date(now);

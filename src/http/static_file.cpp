@@ -234,7 +234,7 @@ int root_descriptor(const std::string& path)
         Fd fd;
         std::int64_t ms = 0;
     };
-    static std::vector<Opened> roots;
+    thread_local std::vector<Opened> roots;  // thread_local: see worker.cpp
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     std::int64_t ms = std::int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
@@ -253,7 +253,7 @@ bool g_no_openat2 = false;   // ENOSYS or EPERM once: never ask again
 
 FileCache& file_cache()
 {
-    static FileCache cache;
+    thread_local FileCache cache;  // thread_local: see worker.cpp
     return cache;
 }
 
@@ -369,8 +369,8 @@ std::string make_etag(const struct stat& st, bool gzip)
 // mtime a file can have (touch -d @-1).
 const std::string& last_modified_of(time_t mtime)
 {
-    static std::optional<time_t> cached_for;
-    static std::string text;
+    thread_local std::optional<time_t> cached_for;
+    thread_local std::string text;  // thread_local: see worker.cpp
     if (cached_for != mtime) {
         text = format_http_date(mtime);
         cached_for = mtime;
