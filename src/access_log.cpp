@@ -95,7 +95,8 @@ void colon_in_offset(char* text, std::size_t& size)
 // "2026-11-21T04:22:01+00:00"
 std::string_view iso_time(time_t when)
 {
-    thread_local SecondCache cache("%Y-%m-%dT%H:%M:%S%z", colon_in_offset);  // thread_local: see worker.cpp
+    // thread_local: see worker.cpp
+    thread_local SecondCache cache("%Y-%m-%dT%H:%M:%S%z", colon_in_offset);
     return cache.text(when);
 }
 
@@ -143,7 +144,8 @@ void append_json(std::string& line, const Entry& e)
 // "[21/Nov/2026:04:22:01 +0000]"
 std::string_view clf_time(time_t when)
 {
-    thread_local SecondCache cache("[%d/%b/%Y:%H:%M:%S %z]");  // thread_local: see worker.cpp
+    // thread_local: see worker.cpp
+    thread_local SecondCache cache("[%d/%b/%Y:%H:%M:%S %z]");
     return cache.text(when);
 }
 

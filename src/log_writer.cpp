@@ -69,9 +69,10 @@ Writer::Writer(Settings settings, std::vector<Sink> sinks, Reopen reopen)
     for (Sink& s : sinks)
         outs_.push_back(Out{std::move(s), {}, false, 0});
     // A buffer grown line by line doubles its way past the limit and leaves
-    // each smaller copy behind in the heap: about 60 KiB of pages touched for
-    // a 16 KiB buffer (log.access_buffer = 16384).  Reserved once (with room for the line that takes it
-    // past the limit), only the bytes written are.
+    // each smaller copy behind in the heap: about 60 KiB of pages touched
+    // for a 16 KiB buffer (log.access_buffer = 16384).  Reserved once (with
+    // room for the line that takes it past the limit), only the bytes
+    // written are.
     constexpr std::size_t kLineRoom = 2048;
     if (settings_.buffer > 0)
         for (Out& out : outs_)
