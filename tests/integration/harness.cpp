@@ -676,15 +676,33 @@ Response http_get_unix(const std::string& sock, const std::string& path) {
     return exchange(connect_unix(sock), path, "GET");
 }
 
-std::string tcp_inode(int local_port, int remote_port, const std::string& state) {
-    char local[32], remote[32];
-    snprintf(local, sizeof local, "0100007F:%04X", local_port);
-    snprintf(remote, sizeof remote, "0100007F:%04X", remote_port);
+namespace {
+
+// 127.0.0.1:port as /proc/net/tcp writes it.
+std::string loopback_hex(int port) {
+    char text[32];
+    snprintf(text, sizeof text, "0100007F:%04X", port);
+    return text;
+}
+
+// The rows of /proc/net/tcp, each split into its fields:
+// sl local rem st tx:rx tr:when retr uid timeout inode ...
+std::vector<std::vector<std::string>> tcp_rows() {
+    std::vector<std::vector<std::string>> rows;
     for (const auto& line : lines_of(read_file("/proc/net/tcp"))) {
-        // sl local rem st tx:rx tr:when retr uid timeout inode
         std::istringstream fields(line);
         std::vector<std::string> f;
         for (std::string w; fields >> w;) f.push_back(w);
+        rows.push_back(std::move(f));
+    }
+    return rows;
+}
+
+}  // namespace
+
+std::string tcp_inode(int local_port, int remote_port, const std::string& state) {
+    std::string local = loopback_hex(local_port), remote = loopback_hex(remote_port);
+    for (const auto& f : tcp_rows()) {
         if (f.size() <= 9 || f[1] != local || f[3] != state) continue;
         if (state == "0A" || f[2] == remote) return f[9];
     }
@@ -692,15 +710,10 @@ std::string tcp_inode(int local_port, int remote_port, const std::string& state)
 }
 
 int server_connections(int local_port) {
-    char local[32];
-    snprintf(local, sizeof local, "0100007F:%04X", local_port);
+    std::string local = loopback_hex(local_port);
     int n = 0;
-    for (const auto& line : lines_of(read_file("/proc/net/tcp"))) {
-        std::istringstream fields(line);
-        std::vector<std::string> f;
-        for (std::string w; fields >> w;) f.push_back(w);
+    for (const auto& f : tcp_rows())
         if (f.size() > 3 && f[1] == local && f[3] != "0A" && f[3] != "06") ++n;
-    }
     return n;
 }
 
