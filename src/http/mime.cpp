@@ -1,9 +1,9 @@
 // http/mime.cpp - the mime.types table and the Content-Type lookup.
 //
 // The table is read once per configuration load (Debian's media-types
-// package ships /etc/mime.types) into a std::map; a lookup is one lower-cased
-// extension.  When an extension is listed twice the first line wins, which
-// is what Apache and nginx do with the same file.  Text types are served as
+// package ships /etc/mime.types) into a hash table; a lookup is one
+// lower-cased extension.  When an extension is listed twice the first line
+// wins, which is what Apache and nginx do with the same file.  Text types are served as
 // UTF-8: the web's default encoding and what a modern site stores.
 #include "preforkd/http/mime.hpp"
 
@@ -87,17 +87,34 @@ std::string content_type(const Site& site, std::string_view filename)
     const std::string* type = &site.default_type;
     // dot == 0 is a hidden file (".profile"), which has no extension.
     if (site.mime && dot != std::string_view::npos && dot != 0) {
-        auto it = site.mime->find(lower(filename.substr(dot + 1)));
+        std::string_view ext = filename.substr(dot + 1);
+        char buf[64];
+        auto it = site.mime->end();
+        if (ext.size() <= sizeof buf) {
+            // Lower-cased on the stack: the common case builds no string.
+            for (std::size_t i = 0; i < ext.size(); ++i)
+                buf[i] = (ext[i] >= 'A' && ext[i] <= 'Z') ? static_cast<char>(ext[i] + 32) : ext[i];
+            it = site.mime->find(std::string_view(buf, ext.size()));
+        } else {
+            it = site.mime->find(lower(ext));
+        }
         if (it != site.mime->end()) type = &it->second;
     }
-    constexpr std::string_view kCharset = "; charset=utf-8";
-    bool add_charset = type->starts_with("text/") && type->find("charset") == std::string::npos;
-    std::string out;
-    out.reserve(type->size() + kCharset.size());
-    out += *type;
-    if (add_charset)
-        out += kCharset;
-    return out;
+    // The last answer is kept: a worker mostly serves the same few types,
+    // and the charset test and the concatenation are then skipped.  Keyed by
+    // the type's text, not its address, so a table freed and another built
+    // in its place can never hand back a stale answer.
+    thread_local std::string for_type;   // thread_local: see worker.cpp
+    thread_local std::string answer;
+    if (*type != for_type) {
+        constexpr std::string_view kCharset = "; charset=utf-8";
+        bool add_charset = type->starts_with("text/") && type->find("charset") == std::string::npos;
+        answer = *type;
+        if (add_charset)
+            answer += kCharset;
+        for_type = *type;
+    }
+    return answer;
 }
 
 }  // namespace preforkd::http
