@@ -383,6 +383,15 @@ void fail(Conn& c, int status, std::int64_t started_us, const http::Request* req
 // due for the parker (park_due).
 enum class Read { more, eof, timeout, quit, error, idle, park };
 
+// Where a read lands before its bytes join the connection's buffer, and
+// where linger() reads away what it discards.  Not a local array: 16 KiB on
+// the stack puts whatever is called beneath it 16 KiB deeper, and a worker
+// keeps every stack page it has touched (see worker.cpp).  Not thread-local
+// either: 16 KiB there would spread the small thread-local caches over one
+// more page in every worker, where in .bss only the first page of it
+// becomes a worker's own, and only once the worker reads.
+char g_read_area[16384];
+
 // Reads what is available into the buffer, waiting up to the phase's timeout.
 // An idle keep-alive connection is waited on first: the client has only just
 // been answered, so its next request is rarely there yet, and a recv() that
@@ -400,8 +409,9 @@ Read read_more(Conn& c, bool idle_keepalive, std::int64_t deadline, bool may_par
         }
     }
     for (;;) {
-        char chunk[16384];
-        ssize_t n = c.env.tls ? c.env.tls->read(chunk, sizeof chunk) : ::recv(c.fd, chunk, sizeof chunk, 0);
+        char* chunk = g_read_area;
+        ssize_t n = c.env.tls ? c.env.tls->read(chunk, sizeof g_read_area)
+                              : ::recv(c.fd, chunk, sizeof g_read_area, 0);
         if (n > 0) {
             c.buffer.append(chunk, std::size_t(n));
             scoreboard::progress(*c.env.slot);
@@ -750,11 +760,10 @@ void linger(Conn& c)
         return;
     scoreboard::set_state(*c.env.slot, State::keepalive);
     std::int64_t deadline = scoreboard::now_ms() + kLingerMs;
-    char sink[16384];
     // The deadline is checked on every pass, not only in the wait: a client
     // that keeps the receive queue full never lets recv() say EAGAIN.
     while (scoreboard::now_ms() < deadline) {
-        ssize_t n = ::recv(c.fd, sink, sizeof sink, 0);
+        ssize_t n = ::recv(c.fd, g_read_area, sizeof g_read_area, 0);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return;
         if (n < 0 && wait_for(c, POLLIN, deadline, false) != Wait::ready)

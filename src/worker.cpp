@@ -20,7 +20,10 @@
 // log's time stamps, the request counter, the file cache) are thread_local,
 // not static, though every process has one thread: a worker writes its
 // page of thread-local storage anyway, while each page of .data and .bss
-// it writes becomes a private copy in each of hundreds of workers.
+// it writes becomes a private copy in each of hundreds of workers.  The
+// same goes for the stack: every page a worker's deepest call ever reached
+// stays its own, so the request path keeps no large arrays on the stack
+// and formats no text with the printf family, whose frames run deep.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>

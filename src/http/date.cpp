@@ -7,7 +7,6 @@
 #include "preforkd/http/date.hpp"
 
 #include <array>
-#include <cstdio>
 
 namespace preforkd::http {
 namespace {
@@ -133,15 +132,42 @@ std::optional<time_t> to_time(const Fields& f)
 
 }  // namespace
 
+// Digits by hand rather than snprintf(): vfprintf's frames are deep, and a
+// worker keeps every stack page it has ever touched (see worker.cpp).
 std::string format_http_date(time_t t)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    char buf[40];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                  kDays[tm.tm_wday].data(), tm.tm_mday, kMonths[tm.tm_mon].data(),
-                  tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return buf;
+    auto digits = [](std::string& out, int value, int width) {
+        char d[12];
+        int n = 0;
+        unsigned v = value < 0 ? 0u : unsigned(value);
+        do {
+            d[n++] = char('0' + v % 10);
+            v /= 10;
+        } while (v != 0 && n < int(sizeof d));
+        for (int pad = n; pad < width; ++pad)
+            out += '0';
+        while (n > 0)
+            out += d[--n];
+    };
+    std::string out;
+    out.reserve(29);
+    out += kDays[std::size_t(tm.tm_wday)];
+    out += ", ";
+    digits(out, tm.tm_mday, 2);
+    out += ' ';
+    out += kMonths[std::size_t(tm.tm_mon)];
+    out += ' ';
+    digits(out, tm.tm_year + 1900, 4);
+    out += ' ';
+    digits(out, tm.tm_hour, 2);
+    out += ':';
+    digits(out, tm.tm_min, 2);
+    out += ':';
+    digits(out, tm.tm_sec, 2);
+    out += " GMT";
+    return out;
 }
 
 // time(2) is a vDSO read; the formatting is what costs, so it is done at

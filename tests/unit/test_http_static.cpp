@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "preforkd/http/date.hpp"
+#include "preforkd/http/mime.hpp"
 #include "preforkd/http/path.hpp"
 #include "preforkd/http/request.hpp"
 #include "preforkd/http/static_file.hpp"
@@ -229,6 +230,34 @@ Test(http_static, content_type_follows_the_extension)
     cr_expect_eq(field(ask("/UP.TXT"), "Content-Type"), "text/plain; charset=utf-8");
     cr_expect_eq(field(ask("/data.bin"), "Content-Type"), "application/octet-stream");
     cr_expect_eq(field(ask("/noext"), "Content-Type"), "application/octet-stream");
+}
+
+// content_type() keeps its last answer: a run of different types, each
+// asked twice, must never get the one before it.
+Test(http_static, content_type_answers_each_type_in_turn)
+{
+    MimeMap mime = {{"html", "text/html"},
+                    {"png", "image/png"},
+                    {"svg", "image/svg+xml"},
+                    {"csv", "text/csv; charset=iso-8859-1"},
+                    {std::string(70, 'x'), "application/x-long"}};
+    Site site;
+    site.mime = &mime;
+    site.default_type = "text/x-unknown";
+    for (int round = 0; round < 2; ++round) {
+        cr_expect_eq(content_type(site, "a.html"), "text/html; charset=utf-8");
+        cr_expect_eq(content_type(site, "a.png"), "image/png");
+        cr_expect_eq(content_type(site, "A.SVG"), "image/svg+xml");
+        cr_expect_eq(content_type(site, "a.csv"), "text/csv; charset=iso-8859-1",
+                     "a type that names its charset keeps it");
+        cr_expect_eq(content_type(site, "a." + std::string(70, 'X')), "application/x-long",
+                     "an extension longer than the lower-casing buffer");
+        cr_expect_eq(content_type(site, "a.nothing"), "text/x-unknown; charset=utf-8");
+        cr_expect_eq(content_type(site, ".profile"), "text/x-unknown; charset=utf-8");
+    }
+    site.default_type = "application/octet-stream";
+    cr_expect_eq(content_type(site, "a.nothing"), "application/octet-stream",
+                 "a changed default is not answered from the last answer");
 }
 
 Test(http_static, server_tokens_add_the_version)
@@ -563,6 +592,8 @@ Test(http_static, http_dates)
 {
     cr_expect_eq(format_http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
     cr_expect_eq(format_http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    cr_expect_eq(format_http_date(951786123), "Tue, 29 Feb 2000 01:02:03 GMT");
+    cr_expect_eq(format_http_date(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
     const char* same[] = {"Sun, 06 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
                           "Sun Nov  6 08:49:37 1994"};
     for (const char* d : same) {
