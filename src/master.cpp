@@ -324,7 +324,7 @@ void Master::close_inherited_in_child()
     ready_pipe_.reset();
     control_.fd.reset();
     control_client_.reset();
-    workers_.close_channels();
+    workers_.release_in_child();
     reload_.waiting.clear();
     for (listener::Listener& l : reload_.dropped)
         l.fd.reset();

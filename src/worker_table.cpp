@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <csignal>
+#include <new>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "preforkd/config.hpp"
 
@@ -20,8 +23,36 @@ namespace preforkd::master {
 
 using scoreboard::State;
 
-WorkerTable::WorkerTable() : rows_(config::kMaxWorkers)
+namespace {
+
+std::size_t mapping_bytes()
 {
+    std::size_t page = std::size_t(::sysconf(_SC_PAGESIZE));
+    std::size_t bytes = std::size_t(config::kMaxWorkers) * sizeof(WorkerInfo);
+    return (bytes + page - 1) / page * page;
+}
+
+}  // namespace
+
+WorkerTable::WorkerTable()
+{
+    void* p = ::mmap(nullptr, mapping_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (p == MAP_FAILED)
+        throw sys_error("mmap", "worker table");
+    auto* rows = static_cast<WorkerInfo*>(p);
+    for (int i = 0; i < config::kMaxWorkers; ++i)
+        new (&rows[i]) WorkerInfo();
+    rows_ = std::span<WorkerInfo>(rows, std::size_t(config::kMaxWorkers));
+}
+
+WorkerTable::~WorkerTable()
+{
+    if (rows_.empty())
+        return;
+    for (WorkerInfo& w : rows_)
+        w.~WorkerInfo();
+    ::munmap(rows_.data(), mapping_bytes());
 }
 
 int WorkerTable::free_slot() const
@@ -143,10 +174,18 @@ void WorkerTable::signal_all(int number)
     }
 }
 
-void WorkerTable::close_channels() noexcept
+void WorkerTable::release_in_child() noexcept
 {
-    for (WorkerInfo& w : rows_)
-        w.channel.reset();
+    // The descriptors are closed without writing a row (resetting each Fd
+    // would copy every page of rows into the child first), and the rows
+    // are then dropped unread: the child never returns to the master's
+    // code (worker::run() ends in _exit), so none of them is needed again.
+    for (const WorkerInfo& w : rows_)
+        if (w.channel)
+            ::close(w.channel.get());
+    if (!rows_.empty())
+        ::munmap(rows_.data(), mapping_bytes());
+    rows_ = {};
 }
 
 }  // namespace preforkd::master

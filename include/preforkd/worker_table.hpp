@@ -10,8 +10,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <sys/types.h>
-#include <vector>
 
 #include "preforkd/fd.hpp"
 #include "preforkd/pool.hpp"
@@ -41,6 +41,9 @@ struct Tally {
 class WorkerTable {
 public:
     WorkerTable();
+    ~WorkerTable();
+    WorkerTable(const WorkerTable&) = delete;
+    WorkerTable& operator=(const WorkerTable&) = delete;
 
     // The scoreboard whose slots the rows mirror; set once, before any row.
     void attach(scoreboard::Board* board) noexcept { board_ = board; }
@@ -86,11 +89,18 @@ public:
     // Sends `number` to every worker; SIGKILL is remembered per row.
     void signal_all(int number);
 
-    // In a freshly forked child: every channel belongs to its own worker.
-    void close_channels() noexcept;
+    // In a freshly forked child that never returns to the master's code:
+    // closes every channel (each belongs to its own worker) and unmaps the
+    // child's copy of the rows.  The master goes on writing rows, and each
+    // page of them it writes after the fork would otherwise stay behind as
+    // the child's own copy: a page or more in each of hundreds of workers.
+    // The table is empty afterwards.
+    void release_in_child() noexcept;
 
 private:
-    std::vector<WorkerInfo> rows_;
+    // config::kMaxWorkers rows in an anonymous mapping of their own, so
+    // that a child can let go of all of them (release_in_child()).
+    std::span<WorkerInfo> rows_;
     scoreboard::Board* board_ = nullptr;
 };
 

@@ -1,6 +1,13 @@
 // The master's worker table: the one walk that every pool decision reads.
 #include <criterion/criterion.h>
 
+#include <cerrno>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include "preforkd/worker_table.hpp"
 
 using namespace preforkd;
@@ -71,4 +78,43 @@ Test(worker_table, adopt_board_takes_the_live_slots_of_an_inherited_board)
     cr_expect_eq(after.slot_of(3007), 7);
     cr_expect_eq(after.row(7).generation, 5u);
     cr_expect_eq(after.tally(5).live, 2);
+}
+
+// A freshly forked child lets go of the whole table: the other workers'
+// channels are closed in it, and its copy of the rows is unmapped, so that
+// the master's later writes to them leave no private pages behind in it.
+// The master's own table is untouched.
+Test(worker_table, a_child_releases_the_channels_and_the_rows)
+{
+    WorkerTable t;
+    t.attach(scoreboard::create());
+    int a[2], b[2];
+    cr_assert_eq(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a), 0);
+    cr_assert_eq(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b), 0);
+    t.claim(0, 1);
+    t.adopt(0, 3000, 1, Fd(a[0]));
+    t.claim(1, 1);
+    t.adopt(1, 3001, 1, Fd(b[0]));
+    void* rows = &t.row(0);
+    pid_t child = ::fork();
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        t.release_in_child();
+        int status = 0;
+        if (::fcntl(a[0], F_GETFD) != -1 || errno != EBADF) status |= 1;
+        if (::fcntl(b[0], F_GETFD) != -1 || errno != EBADF) status |= 2;
+        unsigned char resident;
+        if (::mincore(rows, 1, &resident) != -1 || errno != ENOMEM) status |= 4;
+        if (t.size() != 0) status |= 8;
+        ::_exit(status);
+    }
+    int status = 0;
+    cr_assert_eq(::waitpid(child, &status, 0), child);
+    cr_expect(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "child: 1/2 channel open, 4 rows still mapped, 8 table not empty: %d",
+              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    cr_expect_neq(::fcntl(a[0], F_GETFD), -1, "the master keeps its channels");
+    cr_expect_eq(t.row(1).pid, 3001, "and its rows");
+    ::close(a[1]);
+    ::close(b[1]);
 }
