@@ -389,8 +389,9 @@ enum class Read { more, eof, timeout, quit, error, idle, park };
 // keeps every stack page it has touched (see worker.cpp).  Not thread-local
 // either: 16 KiB there would spread the small thread-local caches over one
 // more page in every worker, where in .bss only the first page of it
-// becomes a worker's own, and only once the worker reads.
-char g_read_area[16384];
+// becomes a worker's own, and only once the worker reads.  Page-aligned,
+// so that this first page is not also the last page of .data.
+alignas(4096) char g_read_area[16384];
 
 // Reads what is available into the buffer, waiting up to the phase's timeout.
 // An idle keep-alive connection is waited on first: the client has only just

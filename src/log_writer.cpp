@@ -53,7 +53,9 @@ void take_back(int fd, ssize_t written)
 // allocator's own words lie outside it.
 void release_pages(std::string& buffer)
 {
-    static const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+    // Not a function-local static: its guard would be one more page of
+    // .bss written in every worker (see worker.cpp on per-process state).
+    const std::uintptr_t page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
     auto start = reinterpret_cast<std::uintptr_t>(buffer.data());
     std::uintptr_t begin = (start + page - 1) & ~(page - 1);
     std::uintptr_t end = (start + buffer.capacity()) & ~(page - 1);

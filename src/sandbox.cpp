@@ -411,7 +411,10 @@ int install_seccomp(bool landlock, Profile profile)
     return load(compile_here(profile, landlock));
 }
 
-std::atomic<std::int32_t>* g_record = nullptr;
+// Thread-local, not static: set in each worker after the fork, and a page
+// of .bss written there becomes that worker's own copy (see worker.cpp).
+// The handler reads it with one load from %fs.
+thread_local std::atomic<std::int32_t>* g_record = nullptr;
 
 // si_code of a SIGSYS raised by a seccomp filter (SYS_SECCOMP in the
 // kernel's <asm-generic/siginfo.h>, which clashes with <signal.h>).

@@ -33,7 +33,9 @@ namespace preforkd::upgrade {
 namespace {
 
 std::string g_binary;
-Fd g_image;
+// Thread-local: reset in every child (close_in_child()), and a page of
+// .data written there would become each worker's own (see worker.cpp).
+thread_local Fd g_image;
 bool g_taken = false;
 std::optional<Handover> g_received;
 

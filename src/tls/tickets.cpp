@@ -64,12 +64,16 @@ struct Snapshot {
 };
 
 const Block* g_block = nullptr;   // read-only: what every process reads
-Block* g_writer = nullptr;        // read-write, the master's alone
-Fd g_memfd;
+// What the master writes after it has forked (a rotation's time) or a child
+// writes to forget it (the writer, the memfd) is thread-local: a page of
+// .data or .bss written on either side of a fork becomes a private copy in
+// the child, while every process writes its thread-local page anyway.
+thread_local Block* g_writer = nullptr;   // read-write, the master's alone
+thread_local Fd g_memfd;
 // The master's policy.
 int g_period_s = 3600;
 bool g_from_file = false;
-std::int64_t g_last_rotation_ms = 0;   // 0: not yet seen by tick()
+thread_local std::int64_t g_last_rotation_ms = 0;   // 0: not yet seen by tick()
 
 std::int64_t monotonic_ms()
 {
