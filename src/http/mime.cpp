@@ -3,8 +3,9 @@
 // The table is read once per configuration load (Debian's media-types
 // package ships /etc/mime.types) into a hash table; a lookup is one
 // lower-cased extension.  When an extension is listed twice the first line
-// wins, which is what Apache and nginx do with the same file.  Text types are served as
-// UTF-8: the web's default encoding and what a modern site stores.
+// wins, which is what Apache and nginx do with the same file.  Text types
+// are served as UTF-8: the web's default encoding and what a modern site
+// stores.
 #include "preforkd/http/mime.hpp"
 
 #include <algorithm>
