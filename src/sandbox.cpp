@@ -96,6 +96,7 @@
 #include <vector>
 
 #include "preforkd/fd.hpp"
+#include "preforkd/signals.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/common_interface_defs.h>
@@ -411,10 +412,9 @@ int install_seccomp(bool landlock, Profile profile)
     return load(compile_here(profile, landlock));
 }
 
-// Thread-local, not static: set in each worker after the fork, and a page
-// of .bss written there becomes that worker's own copy (see worker.cpp).
-// The handler reads it with one load from %fs.
-thread_local std::atomic<std::int32_t>* g_record = nullptr;
+// Set in each worker after the fork; in .data with the rest of what a
+// handler touches (PREFORKD_HANDLER_STATE, signals.hpp).
+PREFORKD_HANDLER_STATE std::atomic<std::int32_t>* g_record = nullptr;
 
 // si_code of a SIGSYS raised by a seccomp filter (SYS_SECCOMP in the
 // kernel's <asm-generic/siginfo.h>, which clashes with <signal.h>).

@@ -23,12 +23,11 @@ constexpr Entry kTable[] = {
     {SIGTTOU, "SIGTTOU", nullptr, "one fewer worker in the pool's floor"},
 };
 
-// Thread-local, not static: the master sets and clears them all its life,
-// and each page of .bss it writes after forking a worker would stay behind
-// in that worker as a private copy (see worker.cpp).  The master has one
-// thread, and a handler reaches these with one load from %fs.
-thread_local volatile sig_atomic_t g_pending[NSIG];
-thread_local volatile sig_atomic_t g_any;
+// In .data (PREFORKD_HANDLER_STATE): the master sets and clears them all its
+// life, and a page of .bss it writes after forking a worker would stay
+// behind in that worker as a private copy.
+PREFORKD_HANDLER_STATE volatile sig_atomic_t g_pending[NSIG];
+PREFORKD_HANDLER_STATE volatile sig_atomic_t g_any;
 
 extern "C" void record(int number)
 {

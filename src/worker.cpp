@@ -19,16 +19,18 @@
 // Per-process state written after the fork is thread_local, not static,
 // though every process has one thread: the caches written on every request
 // (the Date text, the access log's time stamps, the request counter, the
-// file cache), the signal handlers' flags, and what a child resets to
-// forget the master's (tls/tickets.cpp, upgrade.cpp).  A worker writes its
-// page of thread-local storage anyway, while each page of .data or .bss
-// written after the fork becomes a private copy in each of hundreds of
-// workers: written by the worker, or by the master, whose later writes
-// leave every worker forked before them holding the old page alone (the
-// master's signal flags, signals.cpp).  The same goes for the stack: every
-// page a worker's deepest call ever reached stays its own, so the request
-// path keeps no large arrays on the stack and formats no text with the
-// printf family, whose frames run deep.
+// file cache), the wait mask, and what a child resets to forget the
+// master's (tls/tickets.cpp, upgrade.cpp).  A worker writes its page of
+// thread-local storage anyway, while each page of .data or .bss written
+// after the fork becomes a private copy in each of hundreds of workers:
+// written by the worker, or by the master, whose later writes leave every
+// worker forked before them holding the old page alone.  The exception is
+// what a signal handler touches (the flags below, signals.cpp,
+// sandbox.cpp): C++ leaves a handler's access to a thread-local object
+// undefined.  The same goes for the stack: every page a worker's deepest
+// call ever reached stays its own, so the request path keeps no large
+// arrays on the stack and formats no text with the printf family, whose
+// frames run deep.
 #include "preforkd/worker.hpp"
 
 #include <arpa/inet.h>
@@ -58,19 +60,18 @@ namespace {
 
 // Facts recorded by the signal handlers.  QUIT, TERM and ALRM are blocked
 // except while the worker waits (g_wait_mask), so they land between
-// requests, never in the middle of building or logging one.  Thread-local
-// like the caches (see the top of this file): they are written on every
-// accept and every second.  The process has one thread, and a variable of
-// the executable's own thread-local storage is one load from %fs, so a
-// signal handler reads and writes it as safely as a static.
-thread_local volatile sig_atomic_t g_quit = 0;        // connection::kQuitGraceful or kQuitNow
-thread_local volatile sig_atomic_t g_flush_due = 0;   // the access-log buffer is old enough
-thread_local sigset_t g_wait_mask;
+// requests, never in the middle of building or logging one.  Static, in
+// .data (PREFORKD_HANDLER_STATE, signals.hpp).
+PREFORKD_HANDLER_STATE volatile sig_atomic_t g_quit = 0;   // connection::kQuitGraceful or kQuitNow
+PREFORKD_HANDLER_STATE volatile sig_atomic_t g_flush_due = 0;   // the access-log buffer is old enough
 // The listener a blocking accept() is waiting on (-1 outside that wait), and
 // a descriptor accept() fails on at once, for the handler to put in its
 // place: the worker's channel to the master, a datagram socket.
-thread_local volatile sig_atomic_t g_accept_fd = -1;
-thread_local int g_not_listening = -1;
+volatile sig_atomic_t g_accept_fd = -1;
+int g_not_listening = -1;
+// No handler reads it: thread-local like the caches (see the top of this
+// file).
+thread_local sigset_t g_wait_mask;
 
 // accept() cannot swap the signal mask atomically as ppoll() does: the
 // signal may land after the last look at g_quit, before the call.  With

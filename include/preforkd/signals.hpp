@@ -8,6 +8,14 @@
 #include <csignal>
 #include <string_view>
 
+// Puts a variable a signal handler touches in .data, even when it starts
+// at zero.  Such a variable cannot be thread_local, where the rest of the
+// state written after a fork lives (see worker.cpp): C++ leaves a
+// handler's access to a thread-local object undefined.  In .bss each one
+// would make the page it sits on a private copy in every worker, where
+// .data is one page, which a worker writes anyway (its accept descriptor).
+#define PREFORKD_HANDLER_STATE __attribute__((section(".data")))
+
 namespace preforkd::signals {
 
 struct Entry {
