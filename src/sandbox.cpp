@@ -85,6 +85,7 @@
 #include <linux/filter.h>
 #include <linux/landlock.h>
 #include <linux/seccomp.h>
+#include <malloc.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -409,7 +410,14 @@ int install_seccomp(bool landlock, Profile profile)
         return load(c.parker);
     if (c.ready && c.landlock == landlock)
         return load(c.worker);
-    return load(compile_here(profile, landlock));
+    // The master could not compile it before the fork, so this process
+    // built its own in its heap and freed it again: give those pages back,
+    // or it keeps some 50 KiB of private memory that nothing uses.  Only
+    // here: in a worker that loaded the master's program, malloc_trim()
+    // would itself write a page of the heap it shares with the master.
+    int result = load(compile_here(profile, landlock));
+    ::malloc_trim(0);
+    return result;
 }
 
 // Set in each worker after the fork; in .data with the rest of what a

@@ -35,7 +35,6 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -253,11 +252,6 @@ void Worker::start()
     limit_ = jittered_limit(c_.max_requests, unsigned(::getpid()));
     open_log();
     confine();
-    // The master compiled the seccomp filter before the fork; when it could
-    // not, this worker built its own in its heap and freed it again: give
-    // those pages back, or the worker keeps some 50 KiB of private memory
-    // that nothing uses.
-    ::malloc_trim(0);
 }
 
 // The writer takes the log descriptors over from the context: the main log
