@@ -478,20 +478,50 @@ bool wait_until(const std::function<bool()>& pred, Duration timeout) {
 
 // ---- sockets & HTTP ---------------------------------------------------------
 
-int free_port() {
+namespace {
+
+// Binds 127.0.0.1:`port` (0: any), closes, and returns the port it got, or -1.
+int try_port(int port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
+    a.sin_port = htons(static_cast<uint16_t>(port));
     socklen_t len = sizeof a;
-    int port = -1;
+    int got = -1;
     if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
         ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-        port = ntohs(a.sin_port);
+        got = ntohs(a.sin_port);
     }
     ::close(fd);
-    return port;
+    return got;
+}
+
+}  // namespace
+
+// A port the kernel picked for bind(0) and gave back can be picked again
+// for the next bind(0): a test whose daemon listens on "127.0.0.1:0" and on
+// a port from here once lost its second bind that way ("Address already in
+// use").  Ports below ip_local_port_range are never picked for bind(0).
+int free_port() {
+    int low = 32768;
+    if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+        if (std::fscanf(f, "%d", &low) != 1) low = 32768;
+        std::fclose(f);
+    }
+    int first = std::max(1024, low - 16384);
+    int span = low - first;
+    if (span > 0) {
+        unsigned seed = static_cast<unsigned>(::getpid()) * 2654435761u ^
+                        static_cast<unsigned>(Clock::now().time_since_epoch().count());
+        for (int attempt = 0; attempt < 200; ++attempt) {
+            seed = seed * 1103515245u + 12345u;
+            int port = first + static_cast<int>((seed >> 8) % static_cast<unsigned>(span));
+            if (try_port(port) == port) return port;
+        }
+    }
+    return try_port(0);
 }
 
 int connect_tcp(int port, int rcvbuf) {

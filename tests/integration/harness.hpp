@@ -113,7 +113,9 @@ bool wait_until(const std::function<bool()>& pred, Duration timeout = kWait);
 
 // ---- sockets & HTTP ---------------------------------------------------------
 
-// A free loopback TCP port: bind 127.0.0.1:0, read it back, close.
+// A free loopback TCP port below the kernel's ephemeral range, so that a
+// daemon's "127.0.0.1:0" listener (or any socket bound to port 0) can never
+// be handed the same port between this call and the daemon's bind.
 int free_port();
 
 int connect_tcp(int port, int rcvbuf = 0);          // 127.0.0.1; -1 on failure
