@@ -6,7 +6,11 @@
 // closed on the first unexpected byte.
 #include "preforkd/http/date.hpp"
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
+
+#include "preforkd/http/fields.hpp"
 
 namespace preforkd::http {
 namespace {
@@ -130,6 +134,16 @@ std::optional<time_t> to_time(const Fields& f)
     return t;
 }
 
+// `value` in at least `width` digits, zero-padded on the left.
+void append_padded(std::string& out, int value, std::size_t width)
+{
+    std::size_t at = out.size();
+    append_unsigned(out, std::uint64_t(std::max(value, 0)));
+    std::size_t written = out.size() - at;
+    if (written < width)
+        out.insert(at, width - written, '0');
+}
+
 }  // namespace
 
 // Digits by hand rather than snprintf(): vfprintf's frames are deep, and a
@@ -138,34 +152,21 @@ std::string format_http_date(time_t t)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
-    auto digits = [](std::string& out, int value, int width) {
-        char d[12];
-        int n = 0;
-        unsigned v = value < 0 ? 0u : unsigned(value);
-        do {
-            d[n++] = char('0' + v % 10);
-            v /= 10;
-        } while (v != 0 && n < int(sizeof d));
-        for (int pad = n; pad < width; ++pad)
-            out += '0';
-        while (n > 0)
-            out += d[--n];
-    };
     std::string out;
     out.reserve(29);
     out += kDays[std::size_t(tm.tm_wday)];
     out += ", ";
-    digits(out, tm.tm_mday, 2);
+    append_padded(out, tm.tm_mday, 2);
     out += ' ';
     out += kMonths[std::size_t(tm.tm_mon)];
     out += ' ';
-    digits(out, tm.tm_year + 1900, 4);
+    append_padded(out, tm.tm_year + 1900, 4);
     out += ' ';
-    digits(out, tm.tm_hour, 2);
+    append_padded(out, tm.tm_hour, 2);
     out += ':';
-    digits(out, tm.tm_min, 2);
+    append_padded(out, tm.tm_min, 2);
     out += ':';
-    digits(out, tm.tm_sec, 2);
+    append_padded(out, tm.tm_sec, 2);
     out += " GMT";
     return out;
 }

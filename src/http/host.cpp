@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <arpa/inet.h>
 
+#include "preforkd/http/fields.hpp"
+
 namespace preforkd::http {
 namespace {
 
@@ -91,7 +93,7 @@ std::string host_name(std::string_view a)
     if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);
     std::string out(host);
     for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = char(c + 32);
+        c = ascii_lower(c);
     return out;
 }
 

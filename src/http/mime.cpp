@@ -13,6 +13,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "preforkd/http/fields.hpp"
+
 namespace preforkd::http {
 namespace {
 
@@ -20,7 +22,7 @@ std::string lower(std::string_view s)
 {
     std::string out(s);
     for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+        c = ascii_lower(c);
     return out;
 }
 
@@ -94,7 +96,7 @@ std::string content_type(const Site& site, std::string_view filename)
         if (ext.size() <= sizeof buf) {
             // Lower-cased on the stack: the common case builds no string.
             for (std::size_t i = 0; i < ext.size(); ++i)
-                buf[i] = (ext[i] >= 'A' && ext[i] <= 'Z') ? static_cast<char>(ext[i] + 32) : ext[i];
+                buf[i] = ascii_lower(ext[i]);
             it = site.mime->find(std::string_view(buf, ext.size()));
         } else {
             it = site.mime->find(lower(ext));

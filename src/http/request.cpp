@@ -50,8 +50,6 @@ bool is_token(std::string_view s) noexcept
     return true;
 }
 
-char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; }
-
 // Host, or the authority of an absolute-form target: the RFC 3986 grammar
 // (host.hpp).  An empty Host is refused: RFC 9110 4.2.1 says an http URI
 // with an empty host must be rejected as invalid.
@@ -380,7 +378,7 @@ bool iequals(std::string_view a, std::string_view b) noexcept
 {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i)
-        if (lower(a[i]) != lower(b[i])) return false;
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
     return true;
 }
 

@@ -16,6 +16,12 @@ namespace preforkd::http {
 
 inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 
+// ASCII lower case, whatever the locale (names, extensions, schemes).
+inline char ascii_lower(char c) noexcept
+{
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+
 // RFC 9110 5.6.2 tchar, as a 256-entry table: the bytes of a token (method,
 // field name, transfer coding, chunk extension name).
 inline constexpr std::array<bool, 256> kTchar = [] {
