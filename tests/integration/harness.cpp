@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -513,11 +514,10 @@ int free_port() {
     int first = std::max(1024, low - 16384);
     int span = low - first;
     if (span > 0) {
-        unsigned seed = static_cast<unsigned>(::getpid()) * 2654435761u ^
-                        static_cast<unsigned>(Clock::now().time_since_epoch().count());
+        std::minstd_rand pick(std::random_device{}());
+        std::uniform_int_distribution<int> below(first, low - 1);
         for (int attempt = 0; attempt < 200; ++attempt) {
-            seed = seed * 1103515245u + 12345u;
-            int port = first + static_cast<int>((seed >> 8) % static_cast<unsigned>(span));
+            int port = below(pick);
             if (try_port(port) == port) return port;
         }
     }
