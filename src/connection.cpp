@@ -63,6 +63,9 @@ struct Conn {
     // connection closes once it is sent.
     bool send_may_park = false;
     bool close_after_send = false;
+    // The request being served, parsed afresh for each one; the same
+    // object each time, so that its strings keep their storage.
+    http::Request req{};
 };
 
 // What follows the bytes being sent: a range of a file (none: file -1).
@@ -692,7 +695,7 @@ bool serve_one(Conn& c)
 {
     compact(c);
     std::int64_t started = now_us();
-    http::Request req;
+    http::Request& req = c.req;
     if (read_head(c, req, started) != Head::complete)
         return false;   // closed, or parked (c.parked)
     ++c.requests;
@@ -730,6 +733,7 @@ bool serve_one(Conn& c)
     // Handed to the parker, the answer is logged here as sent whole.
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started,
                 &site);
+    http::recycle(std::move(resp));
     if (!sent || resp.close || close || c.parked)
         return false;
     return body_first || !req.has_body() || discard_body(c, req) == Body::skipped;

@@ -84,7 +84,7 @@ MimeMap load_mime_types(const std::string& path)
     return map;
 }
 
-std::string content_type(const Site& site, std::string_view filename)
+const std::string& content_type(const Site& site, std::string_view filename)
 {
     std::size_t dot = filename.rfind('.');
     const std::string* type = &site.default_type;

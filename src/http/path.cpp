@@ -68,9 +68,13 @@ std::optional<std::string> percent_decode(std::string_view path)
     return out;
 }
 
+// Built in place: "/seg" is appended for each segment kept, and ".." cuts
+// the last one off again (back to its slash), so no list of segments is
+// needed.
 std::string normalize_path(std::string_view decoded)
 {
-    std::vector<std::string_view> segments;
+    std::string out;
+    out.reserve(decoded.size() + 1);
     bool directory = false;   // does the result end with '/'?
     std::size_t pos = 0;
     while (pos <= decoded.size()) {
@@ -82,16 +86,11 @@ std::string normalize_path(std::string_view decoded)
         // 5.2.4 keeps the slash: "/a/b/." -> "/a/b/").
         directory = seg.empty() || seg == "." || seg == "..";
         if (seg == "..") {
-            if (!segments.empty()) segments.pop_back();
+            out.resize(out.empty() ? 0 : out.rfind('/'));
         } else if (!seg.empty() && seg != ".") {
-            segments.push_back(seg);
+            out += '/';
+            out += seg;
         }
-    }
-    std::string out;
-    out.reserve(decoded.size() + 1);
-    for (std::string_view seg : segments) {
-        out += '/';
-        out += seg;
     }
     if (directory || out.empty()) out += '/';
     return out;

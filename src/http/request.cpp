@@ -310,24 +310,46 @@ Outcome take(Walk& w, const Line& line, const Limits& limits)
     return split_header(line.text, name, value);
 }
 
+// `out` starts over as a fresh Request, but keeps the storage of its
+// strings and of its header list: the connection loop hands the same
+// Request to each parse() on a connection, so its second request on takes
+// no memory from the allocator.
+void start_over(Request& out)
+{
+    Request fresh;
+    for (std::string Request::*text : {&Request::method, &Request::target, &Request::path,
+                                       &Request::query, &Request::request_line, &Request::host}) {
+        fresh.*text = std::move(out.*text);
+        (fresh.*text).clear();
+    }
+    fresh.headers = std::move(out.headers);
+    out = std::move(fresh);
+}
+
 void fill(const Walk& w, std::string_view head, Request& out)
 {
-    out = Request{};
-    out.method = w.rl.method;
-    out.target = w.rl.target;
-    out.path = w.rl.path;
-    out.query = w.rl.query;
+    start_over(out);
+    out.method.assign(w.rl.method);
+    out.target.assign(w.rl.target);
+    out.path.assign(w.rl.path);
+    out.query.assign(w.rl.query);
     out.version_major = w.rl.major;
     out.version_minor = w.rl.minor;
-    out.request_line = w.rl.text;
-    out.headers.reserve(w.header_count);
+    out.request_line.assign(w.rl.text);
+    // Existing entries are assigned to, not replaced: their strings too
+    // keep what they had.
+    out.headers.resize(w.header_count);
+    std::size_t i = 0;
     Line line;
-    for (std::size_t pos = w.headers_begin; pos + 2 < w.end; pos = line.next) {
+    for (std::size_t pos = w.headers_begin; pos + 2 < w.end && i < out.headers.size();
+         pos = line.next, ++i) {
         take_line(head, pos, line);
         std::string_view name, value;
         split_header(line.text, name, value);
-        out.headers.push_back(Header{std::string(name), std::string(value)});
+        out.headers[i].name.assign(name);
+        out.headers[i].value.assign(value);
     }
+    out.headers.resize(i);   // the walk counted the same lines; never more
 }
 
 }  // namespace

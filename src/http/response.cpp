@@ -89,10 +89,38 @@ const char* reason_phrase(int status) noexcept
     return it != kReasons.end() && it->status == status ? it->text : "Unknown";
 }
 
+namespace {
+
+// The head and body of the last response recycle() took back, emptied.
+// A larger buffer than kKeptCapacity (a long directory listing) goes back
+// to the allocator instead.
+constexpr std::size_t kKeptCapacity = 16 * 1024;
+thread_local std::string t_spare_head;   // thread_local: see worker.cpp
+thread_local std::string t_spare_body;
+
+std::string take_spare(std::string& spare) noexcept
+{
+    std::string s = std::move(spare);
+    s.clear();
+    return s;
+}
+
+}  // namespace
+
+void recycle(Response&& r) noexcept
+{
+    if (r.head.capacity() <= kKeptCapacity)
+        t_spare_head = std::move(r.head);
+    if (r.body.capacity() <= kKeptCapacity)
+        t_spare_body = std::move(r.body);
+}
+
 Response start_response(const Exchange& x, int status)
 {
     Response r;
     r.status = status;
+    r.head = take_spare(t_spare_head);
+    r.body = take_spare(t_spare_body);
     // Room for a typical head and a small body appended to it for sending.
     r.head.reserve(512);
     r.head.append("HTTP/1.1 ").append(status_text(status)).append("\r\n");

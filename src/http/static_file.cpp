@@ -41,6 +41,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -329,39 +330,37 @@ Resolved resolve(const Root& root, const std::string& url_path)
 
 // ---- the representation ----------------------------------------------------
 
-// What a GET or HEAD of a file is answered with: the file itself or, with
-// gzip_static, its precompressed sibling, and the fields that describe it.
-struct Representation {
-    Resolved file;
-    std::string type;            // Content-Type, from the name that was asked for
-    bool gzip = false;           // `file` is "name.gz": Content-Encoding: gzip
-    bool varies = false;         // a "name.gz" exists: the answer depends on Accept-Encoding
-    std::string etag;            // strong, quoted
-    std::string last_modified;   // IMF-fixdate
+// "inode-size-mtime_ns" in hex, quoted: it changes whenever the file does.
+// The gzip variant gets a suffix of its own: were "a.gz" a hard link to "a"
+// (one inode), the two representations would otherwise share a validator
+// while differing in Content-Encoding, and a cache could answer one with
+// the other.  Kept in place (at most 55 characters), not on the heap.
+class EntityTag {
+public:
+    EntityTag() = default;
+    EntityTag(const struct stat& st, bool gzip) noexcept
+    {
+        std::uint64_t mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
+                                 static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
+        char* end = text_.data() + text_.size();
+        char* p = text_.data();
+        *p++ = '"';
+        p = std::to_chars(p, end, static_cast<std::uint64_t>(st.st_ino), 16).ptr;
+        *p++ = '-';
+        p = std::to_chars(p, end, static_cast<std::uint64_t>(st.st_size), 16).ptr;
+        *p++ = '-';
+        p = std::to_chars(p, end, mtime_ns, 16).ptr;
+        std::string_view tail = gzip ? "-gz\"" : "\"";
+        p = std::copy(tail.begin(), tail.end(), p);
+        size_ = static_cast<std::size_t>(p - text_.data());
+    }
+    std::string_view view() const noexcept { return {text_.data(), size_}; }
 
-    std::uint64_t size() const noexcept { return static_cast<std::uint64_t>(file.st.st_size); }
-    time_t mtime() const noexcept { return file.st.st_mtime; }
+private:
+    // '"', three numbers of at most 16 hex digits, two '-', "-gz\"".
+    std::array<char, 1 + 3 * 16 + 2 + 4> text_{};
+    std::size_t size_ = 0;
 };
-
-// "inode-size-mtime_ns" in hex: it changes whenever the file does.  The gzip
-// variant gets a suffix of its own: were "a.gz" a hard link to "a" (one
-// inode), the two representations would otherwise share a validator while
-// differing in Content-Encoding, and a cache could answer one with the other.
-std::string make_etag(const struct stat& st, bool gzip)
-{
-    std::uint64_t mtime_ns = static_cast<std::uint64_t>(st.st_mtim.tv_sec) * 1000000000u +
-                             static_cast<std::uint64_t>(st.st_mtim.tv_nsec);
-    std::string etag;
-    etag.reserve(56);
-    etag += '"';
-    append_unsigned(etag, static_cast<std::uint64_t>(st.st_ino), 16);
-    etag += '-';
-    append_unsigned(etag, static_cast<std::uint64_t>(st.st_size), 16);
-    etag += '-';
-    append_unsigned(etag, mtime_ns, 16);
-    etag += gzip ? "-gz\"" : "\"";
-    return etag;
-}
 
 // Last-Modified of the file answered last: a worker mostly answers the same
 // few files, and the formatting is what costs.  "Nothing cached yet" is an
@@ -377,6 +376,23 @@ const std::string& last_modified_of(time_t mtime)
     }
     return text;
 }
+
+// What a GET or HEAD of a file is answered with: the file itself or, with
+// gzip_static, its precompressed sibling, and the fields that describe it.
+// `type` and `last_modified` are the memos of content_type() and
+// last_modified_of(), valid for the one response a Representation is made
+// for: nothing is copied.
+struct Representation {
+    Resolved file;
+    std::string_view type;            // Content-Type, from the name that was asked for
+    bool gzip = false;                // `file` is "name.gz": Content-Encoding: gzip
+    bool varies = false;              // a "name.gz" exists: the answer depends on Accept-Encoding
+    EntityTag etag;                   // strong, quoted
+    std::string_view last_modified;   // IMF-fixdate
+
+    std::uint64_t size() const noexcept { return static_cast<std::uint64_t>(file.st.st_size); }
+    time_t mtime() const noexcept { return file.st.st_mtime; }
+};
 
 // "name.gz" goes through the same resolve() gate as a requested path (beneath
 // the root unless follow_symlinks, a regular file); anything else about it
@@ -399,8 +415,8 @@ Representation represent(const Context& c, const std::string& url_path, Resolved
     rep.varies = gz.has_value();
     rep.gzip = rep.varies && accepts_gzip(c.req);
     rep.file = std::move(rep.gzip ? *gz : plain);
-    rep.type = content_type(c.x.site, url_path.substr(url_path.rfind('/') + 1));
-    rep.etag = make_etag(rep.file.st, rep.gzip);
+    rep.type = content_type(c.x.site, std::string_view(url_path).substr(url_path.rfind('/') + 1));
+    rep.etag = EntityTag(rep.file.st, rep.gzip);
     rep.last_modified = last_modified_of(rep.mtime());
     return rep;
 }
@@ -410,7 +426,7 @@ Representation represent(const Context& c, const std::string& url_path, Resolved
 void add_validators(Response& r, const Representation& rep)
 {
     add_header(r, "Last-Modified", rep.last_modified);
-    add_header(r, "ETag", rep.etag);
+    add_header(r, "ETag", rep.etag.view());
     if (rep.varies) add_header(r, "Vary", "Accept-Encoding");
 }
 
@@ -447,7 +463,7 @@ Response single_part(const Context& c, Representation& rep, const ByteSpan& span
     add_content_fields(r, rep, rep.type, span.length);
     if (partial) add_header(r, "Content-Range", "bytes " + content_range(span, rep.size()));
     if (span.length > 0 && rep.file.content) {
-        r.body = rep.file.content->substr(span.first, span.length);
+        r.body.assign(*rep.file.content, span.first, span.length);
         return finish_response(c.x, std::move(r));
     }
     if (span.length > 0) r.file = std::move(rep.file.fd);
@@ -475,8 +491,9 @@ Response multipart(const Context& c, Representation& rep, const std::vector<Byte
     std::uint64_t length = 0;
     for (const ByteSpan& span : spans) {
         FilePart p;
-        p.text = (parts.empty() ? "--" : "\r\n--") + boundary + "\r\nContent-Type: " + rep.type +
-                 "\r\nContent-Range: bytes " + content_range(span, rep.size()) + "\r\n\r\n";
+        p.text = (parts.empty() ? "--" : "\r\n--") + boundary + "\r\nContent-Type: ";
+        p.text.append(rep.type);
+        p.text += "\r\nContent-Range: bytes " + content_range(span, rep.size()) + "\r\n\r\n";
         p.offset = static_cast<off_t>(span.first);
         p.length = span.length;
         length += p.text.size() + p.length;
@@ -502,7 +519,7 @@ Response multipart(const Context& c, Representation& rep, const std::vector<Byte
 RangePlan plan_for(const Context& c, const Representation& rep)
 {
     if (c.x.head_only || !c.req.has_header("Range") ||
-        !if_range_holds(c.req, rep.etag, rep.mtime()))
+        !if_range_holds(c.req, rep.etag.view(), rep.mtime()))
         return RangePlan{};
     return plan_ranges(c.req.header("Range"), rep.size(), c.x.site.max_ranges);
 }
@@ -511,7 +528,7 @@ RangePlan plan_for(const Context& c, const Representation& rep)
 Response serve_file(const Context& c, const std::string& url_path, Resolved& res)
 {
     Representation rep = represent(c, url_path, res);
-    switch (check_preconditions(c.req, rep.etag, rep.mtime())) {
+    switch (check_preconditions(c.req, rep.etag.view(), rep.mtime())) {
     case Precondition::failed: return fail(c, 412);
     case Precondition::not_modified: return not_modified_response(c, rep);
     case Precondition::proceed: break;

@@ -230,6 +230,50 @@ Test(http_request, fields_of_a_request)
     cr_expect_not(r.has_header("Missing"));
 }
 
+// The connection loop parses every request of a connection into the same
+// Request: nothing of the one before may show through, and the second
+// takes no new storage where the first left enough.
+Test(http_request, a_reused_request_holds_only_the_new_one)
+{
+    Request r;
+    std::string first = "POST http://example.com/a/long/path/to/a/file.html?query=string HTTP/1.1\r\n"
+                        "Host: x\r\nContent-Length: 5\r\nAccept: text/html,application/xhtml+xml\r\n"
+                        "User-Agent: a-client-with-a-long-name/1.0\r\n\r\n";
+    cr_assert(parse(first, Limits{}, r).state == ParseState::complete);
+    cr_assert_eq(r.headers.size(), 4u);
+    cr_expect_eq(r.host, "example.com");
+    cr_expect_eq(r.content_length, 5u);
+    const char* line_storage = r.request_line.data();
+    const Header* headers_storage = r.headers.data();
+
+    std::string second = "GET /b HTTP/1.0\r\nX-Only: 1\r\n\r\n";
+    cr_assert(parse(second, Limits{}, r).state == ParseState::complete);
+    cr_expect_eq(r.method, "GET");
+    cr_expect_eq(r.target, "/b");
+    cr_expect_eq(r.path, "/b");
+    cr_expect_eq(r.query, "");
+    cr_expect_eq(r.version_minor, 0);
+    cr_expect_eq(r.request_line, "GET /b HTTP/1.0");
+    cr_expect_eq(r.host, "", "HTTP/1.0 without Host: no host from the request before");
+    cr_expect_eq(r.content_length, 0u, "no Content-Length from the request before");
+    cr_expect_not(r.has_body());
+    cr_assert_eq(r.headers.size(), 1u);
+    cr_expect_eq(r.headers[0].name, "X-Only");
+    cr_expect_eq(r.headers[0].value, "1");
+    cr_expect_not(r.has_header("Accept"));
+    cr_expect_eq(r.request_line.data(), line_storage, "the request line kept its storage");
+    cr_expect_eq(r.headers.data(), headers_storage, "the header list kept its storage");
+
+    std::string third = "PUT /c HTTP/1.1\r\nHost: y\r\nTransfer-Encoding: chunked\r\nB: 2\r\n\r\n";
+    cr_assert(parse(third, Limits{}, r).state == ParseState::complete);
+    cr_expect(r.chunked);
+    cr_expect_eq(r.host, "y");
+    cr_expect_eq(r.version_minor, 1);
+    cr_assert_eq(r.headers.size(), 3u);
+    cr_expect_eq(r.headers[2].name, "B");
+    cr_expect_eq(r.headers[2].value, "2");
+}
+
 Test(http_request, higher_minor_versions_are_served_as_1_1)
 {
     for (const char* v : {"HTTP/1.2", "HTTP/1.5", "HTTP/1.9"}) {

@@ -184,6 +184,34 @@ Test(http_static, a_file_is_served_with_its_metadata)
     cr_expect_eq(r.body_bytes(), 5u);
 }
 
+// The connection loop gives each response it has sent back (recycle()), and
+// the next one is built in its storage: nothing of the one before may show,
+// and a buffer grown past 16 KiB is not kept.
+Test(http_static, a_recycled_response_leaves_nothing_behind)
+{
+    Response missing = ask("/no-such-file");
+    cr_assert_eq(missing.status, 404);
+    cr_assert_not(missing.body.empty());
+    const char* head_storage = missing.head.data();
+    recycle(std::move(missing));
+
+    Response r = ask("/a.txt");
+    cr_expect_eq(status_line(r), "HTTP/1.1 200 OK");
+    cr_expect_eq(r.head.data(), head_storage, "the head was built in the recycled storage");
+    cr_expect_eq(r.head.find("404"), std::string::npos, "%s", r.head.c_str());
+    cr_expect_eq(field(r, "Content-Type"), "text/plain; charset=utf-8");
+    cr_expect_eq(content(r), "hello");
+    cr_expect_eq(r.body_bytes(), 5u);
+    recycle(std::move(r));
+
+    Response huge;
+    huge.body.assign(64 * 1024, 'x');
+    recycle(std::move(huge));
+    Response next = ask("/a.txt");
+    cr_expect_leq(next.body.capacity(), 16u * 1024, "a 64 KiB body buffer was kept");
+    cr_expect_eq(content(next), "hello");
+}
+
 // Last-Modified is formatted once per mtime and kept: answers for files with
 // other times, and for the same file after its time changed, must not
 // reuse it.
@@ -782,6 +810,10 @@ Test(http_static, gzip_static_serves_the_gz_sibling)
     cr_expect_not(has_field(plain, "Content-Encoding"));
     cr_expect_eq(field(plain, "Vary"), "Accept-Encoding", "the identity answer varies too");
     cr_expect_neq(field(gz, "ETag"), field(plain, "ETag"));
+    cr_expect(field(gz, "ETag").ends_with("-gz\""), "ETag %s", field(gz, "ETag").c_str());
+    cr_expect(field(plain, "ETag").starts_with("\"") && field(plain, "ETag").ends_with("\"") &&
+                  field(plain, "ETag").find("-gz") == std::string::npos,
+              "ETag %s", field(plain, "ETag").c_str());
 
     Response again = ask("/g.txt", "Accept-Encoding: gzip\r\nIf-None-Match: " + field(gz, "ETag") +
                                        "\r\n");

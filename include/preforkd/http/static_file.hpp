@@ -106,6 +106,12 @@ Response respond(const Request& request, const Site& site, bool close,
                  UnreadBody body = UnreadBody::close_connection,
                  const std::string* url_path = nullptr);
 
+// Takes back a response that has been sent: the next one built in this
+// process reuses the storage of its head and body (up to 16 KiB each), so
+// that a worker's answers after its first take no memory from the
+// allocator.
+void recycle(Response&& r) noexcept;
+
 // Opens the descriptors of these roots now rather than at their first
 // request, so that a worker's descriptors do not change with the requests
 // it happens to get (a worker keeps one per root, up to 64).
