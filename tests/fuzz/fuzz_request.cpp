@@ -15,6 +15,8 @@
 // decodes to no control byte (so nothing a listing leaves out can be
 // named), and a Range field is planned against a few sizes: every span
 // lies inside the representation, in ascending order, apart from the next.
+// A Request reused from head to head, as the connection loop reuses it,
+// must read as a fresh one.
 //
 // Build: see the fuzz block at the end of the top-level Makefile.
 #include <cstddef>
@@ -77,15 +79,34 @@ void check_request(const Request& r)
     if (r.has_header("Range")) check_ranges(r.header("Range"));
 }
 
+bool same(const Request& a, const Request& b)
+{
+    if (a.headers.size() != b.headers.size()) return false;
+    for (std::size_t i = 0; i < a.headers.size(); ++i)
+        if (a.headers[i].name != b.headers[i].name || a.headers[i].value != b.headers[i].value)
+            return false;
+    return a.method == b.method && a.target == b.target && a.path == b.path &&
+           a.query == b.query && a.version_major == b.version_major &&
+           a.version_minor == b.version_minor && a.request_line == b.request_line &&
+           a.content_length == b.content_length && a.chunked == b.chunked && a.host == b.host;
+}
+
 // Parses pipelined requests from `data`; returns how many were complete.
+// The connection loop parses every head of a connection into one Request,
+// which keeps its storage: `reused` does the same, and must always read as
+// the fresh Request parsed from the same bytes.
 int walk(std::string_view data, const Limits& limits)
 {
     int complete = 0;
+    Request reused;
     while (!data.empty() && complete < 32) {
         Request r;
         ParseResult p = parse(data, limits, r);
+        ParseResult q = parse(data, limits, reused);
+        require(q.state == p.state && q.consumed == p.consumed && q.status == p.status);
         if (p.state == ParseState::error) require(sendable_error(p.status) && !p.reason.empty());
         if (p.state != ParseState::complete) break;
+        require(same(r, reused));
         check_complete(data, p, r, limits);
         check_request(r);
         ++complete;
