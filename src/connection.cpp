@@ -66,6 +66,9 @@ struct Conn {
     // The request being served, parsed afresh for each one; the same
     // object each time, so that its strings keep their storage.
     http::Request req{};
+    // Resumed after its client was idle kReparkIdleMs or more: parked again
+    // with no grace (repark_at_once()).
+    bool repark_at_once = false;
 };
 
 // What follows the bytes being sent: a range of a file (none: file -1).
@@ -159,11 +162,18 @@ std::int64_t park_grace_ms(const Conn& c)
                                      board->spare_target.load(std::memory_order_relaxed));
 }
 
+// This connection's grace: none for one that came back from the parker
+// after a long idle (kReparkIdleMs).
+std::int64_t grace_ms(const Conn& c)
+{
+    return c.repark_at_once ? 0 : park_grace_ms(c);
+}
+
 // An idle keep-alive connection goes to the parker once idle workers are
 // short and it has been idle for its grace.
 bool park_due(const Conn& c, std::int64_t now)
 {
-    return can_park(c) && under_pressure(c) && now - c.keepalive_since_ms >= park_grace_ms(c);
+    return can_park(c) && under_pressure(c) && now - c.keepalive_since_ms >= grace_ms(c);
 }
 
 // How long an idle keep-alive wait sleeps before it looks again: until the
@@ -176,7 +186,7 @@ std::int64_t idle_slice_ms(const Conn& c, std::int64_t now)
         return 250;
     if (!under_pressure(c))
         return kIdleLookMs;
-    std::int64_t left = c.keepalive_since_ms + park_grace_ms(c) - now;
+    std::int64_t left = c.keepalive_since_ms + grace_ms(c) - now;
     return std::clamp<std::int64_t>(left, 1, kIdleLookMs);
 }
 
@@ -802,6 +812,12 @@ std::int64_t park_grace_ms(int idle, int spare_target) noexcept
     return kParkGraceMs + (kParkGraceMaxMs - kParkGraceMs) * ready / spare_target;
 }
 
+bool repark_at_once(const handoff::Parcel& parcel, std::int64_t now_ms) noexcept
+{
+    return parcel.kind == handoff::Kind::ready && !parcel.tls &&
+           now_ms - parcel.since_ms >= kReparkIdleMs;
+}
+
 Served serve(int fd, const std::string& remote, const Settings& settings,
              const http::SiteTable& sites, Env& env)
 {
@@ -821,6 +837,7 @@ Served resume(int fd, const handoff::Parcel& parcel, const Settings& settings,
         linger(c);
         return {0, false};
     }
+    c.repark_at_once = repark_at_once(parcel, scoreboard::now_ms());
     Served s = run(c);
     s.requests -= int(parcel.requests);
     return s;

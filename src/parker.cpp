@@ -60,6 +60,10 @@ struct Held {
     Parcel parcel;
     std::int64_t deadline = 0;
     Fd file;   // Kind::sending: where the rest of the answer comes from
+    // When the keep-alive wait began, for a connection whose next request
+    // began here after it (-1: none).  The head's clock replaces it in the
+    // parcel meanwhile; the worker gets it back with the head.
+    std::int64_t idle_since = -1;
 };
 
 // What became of an answer's rest after the socket took what it could.
@@ -203,6 +207,7 @@ void Loop::on_readable(int fd)
     if (p.kind == Kind::keepalive && p.bytes.empty()) {
         // The next request has begun: from here the head's clock runs.
         p.kind = Kind::partial_head;
+        h.idle_since = p.since_ms;
         p.since_ms = scoreboard::now_ms();
     }
     p.bytes.append(buf, std::size_t(n));
@@ -379,6 +384,10 @@ void Loop::hand_back(int fd, Kind why)
     auto it = held_.find(fd);
     Held h = std::move(it->second);
     h.parcel.kind = why;
+    // A ready head says since when its client has been waiting: from the
+    // keep-alive wait before it, if it came after one here.
+    if (why == Kind::ready && h.idle_since >= 0)
+        h.parcel.since_ms = h.idle_since;
     held_.erase(it);
     deadlines_.erase({h.deadline, fd});
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);

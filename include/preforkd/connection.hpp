@@ -63,6 +63,22 @@ struct Settings {
 inline constexpr std::int64_t kParkGraceMs = 2;
 inline constexpr std::int64_t kParkGraceMaxMs = 250;
 
+// A connection the parker hands back after its client had been idle for
+// kReparkIdleMs or more (a client that polls, a reader between pages) is
+// parked again as soon as it is answered while idle workers are short, with
+// no grace: it will most likely pause again, and a grace spent waiting for
+// it keeps a worker and wakes it for nothing.  A client that sends its
+// requests back to back is never idle that long, so it keeps the grace.
+// Against 10,000 clients each sending one request every 5 s (64 workers,
+// min_spare 4), the server's CPU per request fell from 60-66 to 35-38 us
+// (the parker's share from 24-27 to 19-21 us).
+inline constexpr std::int64_t kReparkIdleMs = 1000;
+
+// Whether a connection resumed from `parcel` at `now_ms` is parked again
+// with no grace (kReparkIdleMs): a plain ready head whose client's wait
+// began kReparkIdleMs or more before.
+bool repark_at_once(const handoff::Parcel& parcel, std::int64_t now_ms) noexcept;
+
 // The grace for `idle` idle workers against a min_spare of `spare_target`:
 // kParkGraceMaxMs at or above the target, kParkGraceMs at none (and
 // whenever the target is 0), in proportion between.

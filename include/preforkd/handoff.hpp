@@ -50,7 +50,11 @@ struct Parcel {
     bool tls = false;               // the listener speaks TLS (ready: hand to TLS)
     std::uint32_t listener = 0;     // index of the listener that accepted it
     std::uint32_t requests = 0;     // requests already answered on it
-    std::int64_t since_ms = 0;      // when the current wait began (a head: its first byte)
+    // When the current wait began: an idle connection's keep-alive wait, a
+    // head's first byte.  A ready head that began in the parker after a
+    // keep-alive wait there carries when that wait began (the worker's
+    // measure of an idle client: connection.hpp, kReparkIdleMs).
+    std::int64_t since_ms = 0;
     std::int32_t idle_timeout_ms = 0;      // keep-alive, or the TLS handshake
     std::int32_t head_timeout_ms = 0;      // a head's base deadline ...
     std::int32_t head_timeout_max_ms = 0;  // ... the most its minimum rate extends it to

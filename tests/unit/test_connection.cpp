@@ -39,3 +39,25 @@ Test(park_grace, shrinks_as_idle_workers_run_out)
         last = g;
     }
 }
+
+// A connection back from the parker is parked again with no grace only when
+// its client had been idle a long time: a client that sends back to back
+// never is, so it keeps its grace and its worker.
+Test(repark, only_a_client_idle_for_a_second_is_parked_again_at_once)
+{
+    using preforkd::handoff::Kind;
+    preforkd::handoff::Parcel p;
+    p.kind = Kind::ready;
+    p.since_ms = 100000;
+    cr_expect(repark_at_once(p, 100000 + kReparkIdleMs), "idle for kReparkIdleMs");
+    cr_expect(repark_at_once(p, 100000 + 5000), "idle for 5 s");
+    cr_expect_not(repark_at_once(p, 100000 + kReparkIdleMs - 1), "idle just short of it");
+    cr_expect_not(repark_at_once(p, 100000 + 3), "a client that answered at once");
+    p.tls = true;
+    cr_expect_not(repark_at_once(p, 100000 + 5000), "a TLS hello is no keep-alive connection");
+    p.tls = false;
+    for (Kind k : {Kind::keepalive, Kind::partial_head, Kind::tls_hello, Kind::expired, Kind::sending}) {
+        p.kind = k;
+        cr_expect_not(repark_at_once(p, 100000 + 5000), "kind %d is not a ready head", int(k));
+    }
+}

@@ -167,7 +167,8 @@ Test(parker, a_head_completed_in_the_parker_comes_back_whole, .timeout = 30)
     Running r = start_parker();
     int conn[2];
     cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, conn), 0);
-    cr_assert(handoff::send_parcel(r.park, conn[1], head_parcel("GET /x HTTP/1.1\r\nHo", 20000)));
+    handoff::Parcel begun = head_parcel("GET /x HTTP/1.1\r\nHo", 20000);
+    cr_assert(handoff::send_parcel(r.park, conn[1], begun));
     close(conn[1]);
     cr_assert(!wait_ready(r.ready, 200), "an incomplete head was handed back");
     cr_assert_eq(write(conn[0], "st: a\r\n", 7), 7);
@@ -179,6 +180,7 @@ Test(parker, a_head_completed_in_the_parker_comes_back_whole, .timeout = 30)
     cr_assert_str_eq(got->parcel.bytes.c_str(), "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     cr_assert_eq(got->parcel.listener, 1u);
     cr_assert_str_eq(got->parcel.remote.c_str(), "127.0.0.1");
+    cr_assert_eq(got->parcel.since_ms, begun.since_ms, "a head begun in a worker keeps its start");
     // The descriptor that came back is the same connection.
     cr_assert_eq(write(got->fd.get(), "pong", 4), 4);
     char buf[8] = {};
@@ -222,6 +224,8 @@ Test(parker, a_parked_keepalive_connection_resumes_with_its_next_request, .timeo
     handoff::Parcel k = head_parcel("", 20000);
     k.kind = handoff::Kind::keepalive;
     k.requests = 4;
+    k.since_ms = scoreboard::now_ms() - 5000;   // idle for 5 s already
+    k.idle_timeout_ms = 60000;
     cr_assert(handoff::send_parcel(r.park, conn[1], k));
     close(conn[1]);
     std::string req = "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -230,6 +234,9 @@ Test(parker, a_parked_keepalive_connection_resumes_with_its_next_request, .timeo
     cr_assert(got.has_value(), "the next request never came back");
     cr_assert_str_eq(got->parcel.bytes.c_str(), req.c_str());
     cr_assert_eq(got->parcel.requests, 4u, "the request count was lost");
+    cr_assert_eq(got->parcel.since_ms, k.since_ms,
+                 "the ready head should say when the keep-alive wait began (%lld), not %lld",
+                 (long long)k.since_ms, (long long)got->parcel.since_ms);
     close(conn[0]);
     stop(r);
 }
