@@ -743,8 +743,9 @@ bool serve_one(Conn& c)
     // Handed to the parker, the answer is logged here as sent whole.
     log_request(c, &req, req.request_line, resp.status, sent ? resp.body_bytes() : 0, started,
                 &site);
+    bool ends = !sent || resp.close || close || c.parked;
     http::recycle(std::move(resp));
-    if (!sent || resp.close || close || c.parked)
+    if (ends)
         return false;
     return body_first || !req.has_body() || discard_body(c, req) == Body::skipped;
 }

@@ -56,7 +56,8 @@ Test(repark, only_a_client_idle_for_a_second_is_parked_again_at_once)
     p.tls = true;
     cr_expect_not(repark_at_once(p, 100000 + 5000), "a TLS hello is no keep-alive connection");
     p.tls = false;
-    for (Kind k : {Kind::keepalive, Kind::partial_head, Kind::tls_hello, Kind::expired, Kind::sending}) {
+    for (Kind k :
+         {Kind::keepalive, Kind::partial_head, Kind::tls_hello, Kind::expired, Kind::sending}) {
         p.kind = k;
         cr_expect_not(repark_at_once(p, 100000 + 5000), "kind %d is not a ready head", int(k));
     }

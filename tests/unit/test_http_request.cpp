@@ -236,9 +236,10 @@ Test(http_request, fields_of_a_request)
 Test(http_request, a_reused_request_holds_only_the_new_one)
 {
     Request r;
-    std::string first = "POST http://example.com/a/long/path/to/a/file.html?query=string HTTP/1.1\r\n"
-                        "Host: x\r\nContent-Length: 5\r\nAccept: text/html,application/xhtml+xml\r\n"
-                        "User-Agent: a-client-with-a-long-name/1.0\r\n\r\n";
+    std::string first =
+        "POST http://example.com/a/long/path/to/a/file.html?query=string HTTP/1.1\r\n"
+        "Host: x\r\nContent-Length: 5\r\nAccept: text/html,application/xhtml+xml\r\n"
+        "User-Agent: a-client-with-a-long-name/1.0\r\n\r\n";
     cr_assert(parse(first, Limits{}, r).state == ParseState::complete);
     cr_assert_eq(r.headers.size(), 4u);
     cr_expect_eq(r.host, "example.com");
