@@ -91,10 +91,7 @@ std::string host_name(std::string_view a)
 {
     std::string_view host = a.substr(0, host_end(a));
     if (host.size() > 1 && host.back() == '.') host.remove_suffix(1);
-    std::string out(host);
-    for (char& c : out)
-        c = ascii_lower(c);
-    return out;
+    return ascii_lower(host);
 }
 
 }  // namespace preforkd::http

@@ -18,14 +18,6 @@
 namespace preforkd::http {
 namespace {
 
-std::string lower(std::string_view s)
-{
-    std::string out(s);
-    for (char& c : out)
-        c = ascii_lower(c);
-    return out;
-}
-
 // The whitespace-separated words of one line.
 template <typename Fn>
 void for_each_word(std::string_view line, Fn fn)
@@ -49,7 +41,7 @@ void add_line(std::string_view line, MimeMap& map)
         if (type.empty())
             type = word;
         else if (type.find('/') != std::string_view::npos)
-            map.emplace(lower(word), std::string(type));
+            map.emplace(ascii_lower(word), std::string(type));
     });
 }
 
@@ -99,7 +91,7 @@ const std::string& content_type(const Site& site, std::string_view filename)
                 buf[i] = ascii_lower(ext[i]);
             it = site.mime->find(std::string_view(buf, ext.size()));
         } else {
-            it = site.mime->find(lower(ext));
+            it = site.mime->find(ascii_lower(ext));
         }
         if (it != site.mime->end()) type = &it->second;
     }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -20,6 +21,14 @@ inline bool is_ows(char c) noexcept { return c == ' ' || c == '\t'; }
 inline char ascii_lower(char c) noexcept
 {
     return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c;
+}
+
+inline std::string ascii_lower(std::string_view s)
+{
+    std::string out(s);
+    for (char& c : out)
+        c = ascii_lower(c);
+    return out;
 }
 
 // RFC 9110 5.6.2 tchar, as a 256-entry table: the bytes of a token (method,
@@ -46,17 +55,13 @@ inline int hex_value(char c) noexcept
 }
 
 // Appends `n` in base 10 or 16 (lower-case digits), without a format string
-// or a locale: for the numbers written on every response and log line.
-inline void append_unsigned(std::string& out, std::uint64_t n, unsigned base = 10)
+// or a locale (std::to_chars): for the numbers written on every response
+// and log line.
+inline void append_unsigned(std::string& out, std::uint64_t n, int base = 10)
 {
     char buf[20];
-    char* end = buf + sizeof buf;
-    char* p = end;
-    do {
-        *--p = "0123456789abcdef"[n % base];
-        n /= base;
-    } while (n);
-    out.append(p, std::size_t(end - p));
+    char* end = std::to_chars(buf, buf + sizeof buf, n, base).ptr;
+    out.append(buf, std::size_t(end - buf));
 }
 
 // Removes optional whitespace (SP, HTAB) from both ends.
