@@ -29,17 +29,26 @@ namespace {
 void append_bytes_escaped(std::string& out, std::string_view text, const char* byte_escape)
 {
     static const char hex[] = "0123456789abcdef";
-    for (unsigned char c : text) {
+    auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
+    std::size_t i = 0;
+    while (i < text.size()) {
+        // A run of bytes that need nothing goes in at once.
+        std::size_t run = i;
+        while (run < text.size() && plain(static_cast<unsigned char>(text[run])))
+            ++run;
+        out.append(text.data() + i, run - i);
+        if (run == text.size())
+            return;
+        auto c = static_cast<unsigned char>(text[run]);
         if (c == '"' || c == '\\') {
             out += '\\';
             out += char(c);
-        } else if (c < 0x20 || c >= 0x7f) {
+        } else {
             out += byte_escape;
             out += hex[c >> 4];
             out += hex[c & 15];
-        } else {
-            out += char(c);
         }
+        i = run + 1;
     }
 }
 
