@@ -114,6 +114,9 @@ $(BUILD)/preforkd install:
 	@$(MISSING_DEPS)
 endif
 
+# What the integration and stress suites need to find the daemon and the tree.
+TEST_ENV = PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR)
+
 ifeq ($(DEPS_OK),yes)
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(LIB_OBJS)
 	$(CXX) $(PF_LDFLAGS) $(LDFLAGS) -o $@ $^ $(CONFIG_LIBS) $(SYS_LIBS) $(CRITERION_LIBS)
@@ -133,8 +136,7 @@ check-unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests -j2 --color=never
 
 check-integration: $(BUILD)/preforkd $(BUILD)/integration-tests
-	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
-	    $(BUILD)/integration-tests -j2 --color=never
+	$(TEST_ENV) $(BUILD)/integration-tests -j2 --color=never
 else
 $(BUILD)/unit-tests $(BUILD)/integration-tests check-unit check-integration:
 	@$(MISSING_DEPS)
@@ -364,10 +366,8 @@ $(BUILD)/stress-tests: $(STRESS_OBJS) $(LIB_OBJS)
 # beside it would take its share of.  Both parts run even if the first fails.
 stress-scenarios: $(BUILD)/preforkd $(BUILD)/stress-tests
 	@rc=0; \
-	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
-	    $(BUILD)/stress-tests -j2 --color=never --verbose --filter 'stress/*' || rc=1; \
-	PREFORKD_BIN=$(abspath $(BUILD)/preforkd) PREFORKD_SRCDIR=$(CURDIR) \
-	    $(BUILD)/stress-tests -j1 --color=never --verbose --filter 'parking_numbers/*' || rc=1; \
+	$(TEST_ENV) $(BUILD)/stress-tests -j2 --color=never --verbose --filter 'stress/*' || rc=1; \
+	$(TEST_ENV) $(BUILD)/stress-tests -j1 --color=never --verbose --filter 'parking_numbers/*' || rc=1; \
 	exit $$rc
 endif
 
